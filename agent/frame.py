@@ -1,0 +1,48 @@
+"""The unit every source hands to the rest of the pipeline.
+
+A leaf module: it imports nothing from the package, so sources, the demodulator,
+the simulator and the decoder can all share it without cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Downlink formats whose 56-bit form is short; everything with DF >= 16 is 112 bits.
+SHORT_BITS = 56
+LONG_BITS = 112
+
+
+def frame_bits(df: int) -> int:
+    """Length in bits implied by the downlink format (first 5 bits)."""
+    return LONG_BITS if df >= 16 else SHORT_BITS
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One Mode S reply as received, before any CRC judgement.
+
+    Attributes:
+        msg: 7 or 14 raw bytes.
+        rx_time: receive time in seconds (Unix epoch for live sources; for replays,
+            the recording's own clock so that tracks age the same way).
+        signal_dbfs: signal level in dBFS (0 = full scale), None when unknown (AVR).
+        source: name of the source that produced it, for counters and logs.
+        ticks_12mhz: Beast/MLAT 12 MHz counter when the source provides one.
+        repaired_bits: bits corrected by the demodulator's syndrome repair.
+    """
+
+    msg: bytes
+    rx_time: float
+    signal_dbfs: float | None = None
+    source: str = ""
+    ticks_12mhz: int | None = None
+    repaired_bits: int = 0
+
+    @property
+    def df(self) -> int:
+        return self.msg[0] >> 3
+
+    @property
+    def hex(self) -> str:
+        return self.msg.hex().upper()

@@ -1,0 +1,30 @@
+"""What every input looks like to the pipeline.
+
+A source turns bytes from somewhere (IQ file, Beast/AVR socket, dongle, serial line)
+into `Frame`s. Frames are *not* CRC-judged here: the pipeline's `FrameVerifier` is the
+one gate for all sources. Bad input is counted in `counts`, never raised per frame.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Protocol
+
+from agent.frame import Frame
+
+
+class Source(Protocol):
+    """An input that yields frames until exhausted or until `stop` is set."""
+
+    name: str
+    counts: Counter[str]
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Yield frames in receive order; return when the input ends or `stop` is set.
+
+        Network sources reconnect with backoff and only return when `stop` is set.
+        Blocking reads must wake at least every 0.5 s to look at `stop`.
+        """
+        ...

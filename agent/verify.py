@@ -1,0 +1,101 @@
+"""Which frames may reach the decoder: the CRC gate shared by every source.
+
+Frames with their own CRC (DF11/17/18) are accepted when the syndrome is clean.
+Address/parity formats (DF0/4/5/16/20/21) carry no checkable CRC: the syndrome *is*
+the address, and any bit error yields some other plausible address. They are accepted
+only when that address was seen recently in a clean DF11/17 (readsb's policy), which
+turns random noise into a reject instead of a phantom aircraft.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+
+from agent.crc import syndrome
+from agent.frame import Frame, frame_bits
+
+# A clean DF11/17 keeps its address trusted this long; readsb uses 60-120 s.
+RECENT_ADDRESS_TTL_S = 60.0
+
+ADDRESS_PARITY_DFS = frozenset((0, 4, 5, 16, 20, 21))
+# DF11 parity is CRC XOR interrogator code; codes fit in 7 bits (II 0-15, SI 1-63).
+_DF11_MAX_IID = 0x7F
+
+
+class Reject(Enum):
+    """Why a frame did not reach the decoder (counted, rtl_433-style)."""
+
+    BAD_LENGTH = "bad_length"
+    UNSUPPORTED_DF = "unsupported_df"
+    BAD_CRC = "bad_crc"
+    UNKNOWN_ADDRESS = "unknown_address"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    accepted: bool
+    icao: int | None = None
+    reason: Reject | None = None
+
+
+class FrameVerifier:
+    """Applies the CRC gate and remembers recently confirmed addresses.
+
+    Not thread-safe: one verifier per pipeline, fed in receive order.
+    """
+
+    def __init__(self, address_ttl_s: float = RECENT_ADDRESS_TTL_S):
+        if address_ttl_s <= 0:
+            raise ValueError("address_ttl_s must be > 0")
+        self.address_ttl_s = address_ttl_s
+        self._recent: dict[int, float] = {}
+        self.counts: Counter[str] = Counter()
+
+    def seen_recently(self, icao: int, now: float) -> bool:
+        seen = self._recent.get(icao)
+        return seen is not None and now - seen <= self.address_ttl_s
+
+    def confirm(self, icao: int, now: float) -> None:
+        """Mark an address as seen in a clean, self-checking frame."""
+        self._recent[icao] = now
+        if len(self._recent) > 4096:
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        self._recent = {a: t for a, t in self._recent.items() if now - t <= self.address_ttl_s}
+
+    def check(self, frame: Frame) -> Verdict:
+        verdict = self._judge(frame)
+        if verdict.accepted:
+            self.counts[f"accepted_df{frame.df}"] += 1
+        else:
+            self.counts[verdict.reason.value] += 1  # type: ignore[union-attr]
+        return verdict
+
+    def _judge(self, frame: Frame) -> Verdict:
+        msg, df = frame.msg, frame.df
+        if len(msg) * 8 != frame_bits(df):
+            return Verdict(False, reason=Reject.BAD_LENGTH)
+        if df in (11, 17, 18):
+            syn = syndrome(msg)
+            aa = int.from_bytes(msg[1:4], "big")
+            if df == 11:
+                if syn == 0:
+                    self.confirm(aa, frame.rx_time)
+                    return Verdict(True, aa)
+                if syn <= _DF11_MAX_IID and self.seen_recently(aa, frame.rx_time):
+                    return Verdict(True, aa)
+                return Verdict(False, reason=Reject.BAD_CRC)
+            if syn != 0:
+                return Verdict(False, reason=Reject.BAD_CRC)
+            if df == 17:
+                self.confirm(aa, frame.rx_time)
+            return Verdict(True, aa)
+        if df in ADDRESS_PARITY_DFS:
+            icao = syndrome(msg)
+            if self.seen_recently(icao, frame.rx_time):
+                return Verdict(True, icao)
+            return Verdict(False, reason=Reject.UNKNOWN_ADDRESS)
+        return Verdict(False, reason=Reject.UNSUPPORTED_DF)
