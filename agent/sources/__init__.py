@@ -1,0 +1,84 @@
+"""Inputs: one module per kind, all yielding `Frame`s (see base.Source).
+
+`open_source` maps a source URL to its class, like dump1090's table of SDR handlers:
+    file:PATH?format=uc8|sc16|beast|avr&rate=2.4e6   (PATH '-' is standard input)
+    beast://host:port    Beast binary client (readsb/dump1090 port 30005)
+    avr://host:port      AVR text client (port 30002)
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from agent.errors import SourceError
+from agent.sources.base import Source
+
+IQ_FORMATS = ("uc8", "sc16")
+FILE_FORMATS = (*IQ_FORMATS, "beast", "avr")
+IQ_RATES = (2.0e6, 2.4e6)
+
+
+def parse_rate(text: str) -> float:
+    """Sample rate from '2.4e6', '2400000' or '2.4M'; only 2.0 and 2.4 MS/s are supported."""
+    t, scale = text.strip().lower(), 1.0
+    if t.endswith("m"):
+        t, scale = t[:-1], 1e6
+    try:
+        rate = float(t) * scale
+    except ValueError:
+        raise SourceError(f"sample rate {text!r} is not a number") from None
+    if rate < 100:  # '2.4' meaning MS/s
+        rate *= 1e6
+    if rate not in IQ_RATES:
+        raise SourceError(f"sample rate {text!r}: supported are 2.0e6 and 2.4e6")
+    return rate
+
+
+def open_file_source(
+    path: str, fmt: str, rate: float = 2.4e6, *, name: str | None = None, start_time: float = 0.0
+) -> Source:
+    """A recorded input (file or '-' for stdin) in one of FILE_FORMATS."""
+    label = name or ("stdin" if path == "-" else path)
+    if fmt in IQ_FORMATS:
+        from agent.sources.iq import IqFileSource
+
+        return IqFileSource(path, rate=rate, fmt=fmt, name=label, start_time=start_time)
+    if fmt == "beast":
+        from agent.sources.beast import BeastFileSource
+
+        return BeastFileSource(path, name=label, start_time=start_time)
+    if fmt == "avr":
+        from agent.sources.avr import AvrFileSource
+
+        return AvrFileSource(path, name=label, start_time=start_time)
+    raise SourceError(f"format {fmt!r}: expected one of {', '.join(FILE_FORMATS)}")
+
+
+def open_source(url: str, *, start_time: float = 0.0) -> Source:
+    """The source a URL names; raises SourceError with the reason when it cannot."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - {"format", "rate"}
+        if unknown:
+            raise SourceError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}")
+        path = parts.path or parts.netloc
+        if not path:
+            raise SourceError(f"{url}: no file path")
+        rate = parse_rate(query.get("rate", "2.4e6"))
+        return open_file_source(path, query.get("format", "uc8"), rate, start_time=start_time)
+    if parts.scheme in ("beast", "avr"):
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            raise SourceError(f"{url}: bad port") from None
+        if not host:
+            raise SourceError(f"{url}: no host")
+        if parts.scheme == "beast":
+            from agent.sources.beast import BeastTcpSource
+
+            return BeastTcpSource(host, port or 30005, name=url)
+        from agent.sources.avr import AvrTcpSource
+
+        return AvrTcpSource(host, port or 30002, name=url)
+    raise SourceError(f"{url}: unknown source scheme {parts.scheme!r}")

@@ -1,0 +1,223 @@
+"""Command line: `adsb-agent demod | replay | run | demo`.
+
+`main(argv) -> int` so tests call it in-process; exit codes follow the systemd
+contract in agent.errors (64 = configuration error, do not restart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigError, SourceError
+
+log = logging.getLogger("agent")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _add_site_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--site-lat", type=float, help="receiver latitude (degrees)")
+    p.add_argument("--site-lon", type=float, help="receiver longitude (degrees)")
+    p.add_argument("--site-elevation-ft", type=float, help="receiver elevation (ft)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="adsb-agent", description=__doc__.splitlines()[0])
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demod", help="demodulate IQ and print every accepted frame as *HEX;")
+    d.add_argument("--rate", default="2.4e6", help="sample rate: 2.0e6 or 2.4e6")
+    d.add_argument("--format", default="uc8", choices=("uc8", "sc16"))
+    d.add_argument("file", help="IQ file, or - for standard input")
+
+    r = sub.add_parser("replay", help="print the records the agent would publish for a recording")
+    r.add_argument("--all", action="store_true", help="turn the GA filter off")
+    r.add_argument("--rate", default="2.4e6", help="IQ sample rate: 2.0e6 or 2.4e6")
+    r.add_argument("--format", default="uc8", choices=("uc8", "sc16", "beast", "avr"))
+    r.add_argument("--config", help="TOML configuration (filter and site settings)")
+    _add_site_args(r)
+    r.add_argument("file", help="recording, or - for standard input")
+
+    run = sub.add_parser("run", help="the daemon")
+    run.add_argument("--config", help="TOML configuration file")
+    run.add_argument("--source", action="append", help="source URL (repeatable)")
+    run.add_argument("--mqtt", help="mqtt://[user:pass@]host:port or mqtts://...")
+    run.add_argument("--site", help="site name (MQTT topic level)")
+    run.add_argument("--state-dir", help="directory for persistent state")
+    run.add_argument("--all", action="store_true", help="turn the GA filter off")
+    run.add_argument("--stdout", action="store_true", help="also print records as JSON lines")
+    _add_site_args(run)
+
+    demo = sub.add_parser("demo", help="built-in simulated scenario, no dongle or broker needed")
+    demo.add_argument("--all", action="store_true", help="turn the GA filter off")
+    demo.add_argument("--duration", type=float, default=300.0, help="scenario seconds")
+    demo.add_argument("--mqtt", help="also publish to this broker")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as err:
+        print(f"adsb-agent: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AgentError as err:
+        print(f"adsb-agent: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except BrokenPipeError:
+        return EXIT_OK  # `| head` closed the pipe: not an error
+
+
+def _cmd_demod(args: argparse.Namespace) -> int:
+    from agent.sources import open_file_source, parse_rate
+
+    try:
+        src = open_file_source(args.file, args.format, parse_rate(args.rate))
+    except SourceError as err:
+        raise ConfigError([str(err)]) from None
+    out = sys.stdout
+    for frame in src.frames(threading.Event()):
+        out.write(f"*{frame.hex};\n")
+    out.flush()
+    _log_counts("demod", src.counts)
+    return EXIT_OK
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line values laid over the TOML document, validated with it."""
+    from agent.config import read_toml
+
+    data: dict[str, Any] = read_toml(args.config) if getattr(args, "config", None) else {}
+    site = data.setdefault("site", {})
+    for key in ("lat", "lon", "elevation_ft"):
+        value = getattr(args, f"site_{key}", None)
+        if value is not None:
+            site[key] = value
+    if getattr(args, "site", None):
+        site["name"] = args.site
+    if getattr(args, "all", False):
+        data.setdefault("filter", {})["enabled"] = False
+    if getattr(args, "source", None):
+        data["sources"] = args.source
+    if getattr(args, "mqtt", None):
+        data.setdefault("mqtt", {})["url"] = args.mqtt
+    if getattr(args, "state_dir", None):
+        data["state_dir"] = args.state_dir
+    if getattr(args, "stdout", False):
+        data["stdout"] = True
+    return data
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from agent.config import build_config
+    from agent.pipeline import Pipeline, run_sources
+    from agent.publish import StdoutPublisher
+    from agent.sources import open_file_source, parse_rate
+
+    cfg = build_config(_overrides(args))
+    try:
+        src = open_file_source(
+            args.file, args.format, parse_rate(args.rate), start_time=round(time.time(), 3)
+        )
+    except SourceError as err:
+        raise ConfigError([str(err)]) from None
+    pipeline = Pipeline(cfg, [StdoutPublisher()])
+    run_sources([src], pipeline, threading.Event())
+    pipeline.finish()
+    sys.stdout.flush()
+    _log_counts(src.name, src.counts)
+    _log_counts("pipeline", pipeline.stats())
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.config import build_config
+    from agent.pipeline import Pipeline, run_sources
+    from agent.publish import MqttPublisher, Publisher, StdoutPublisher
+    from agent.sources import open_source
+
+    cfg = build_config(_overrides(args))
+    if not cfg.sources:
+        raise ConfigError(["sources: none configured (give --source URL or sources = [...])"])
+    now = round(time.time(), 3)
+    try:
+        sources = [open_source(url, start_time=now) for url in cfg.sources]
+    except SourceError as err:
+        raise ConfigError([f"sources: {err}"]) from None
+    publishers: list[Publisher] = []
+    if cfg.mqtt.url:
+        info = {"receiver": cfg.site.position, "filter": cfg.filter.model_dump()}
+        publishers.append(MqttPublisher(cfg.mqtt, cfg.site.name, info))
+    if cfg.stdout or not cfg.mqtt.url:
+        if not cfg.mqtt.url:
+            log.warning("no MQTT broker configured: printing records on standard output")
+        publishers.append(StdoutPublisher())
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("started: site %s, sources %s", cfg.site.name, ", ".join(cfg.sources))
+    pipeline = Pipeline(cfg, publishers)
+    try:
+        run_sources(sources, pipeline, stop, clock=time.time)
+    finally:
+        for pub in publishers:
+            pub.close()
+        _log_counts("pipeline", pipeline.stats())
+    log.info("stopped")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from agent.config import build_config
+    from agent.pipeline import Pipeline
+    from agent.publish import MqttPublisher, Publisher, StdoutPublisher
+    from agent.sim import scenario
+
+    data: dict[str, Any] = {
+        "site": {
+            "name": "demo",
+            "lat": scenario.SITE_LAT,
+            "lon": scenario.SITE_LON,
+            "elevation_ft": scenario.SITE_ELEVATION_FT,
+        },
+        "filter": {"enabled": not args.all},
+    }
+    if args.mqtt:
+        data["mqtt"] = {"url": args.mqtt}
+    cfg = build_config(data)
+    publishers: list[Publisher] = [StdoutPublisher()]
+    if cfg.mqtt.url:
+        publishers.append(MqttPublisher(cfg.mqtt, cfg.site.name))
+    frames, _truth = scenario.demo_frames(duration_s=args.duration)
+    pipeline = Pipeline(cfg, publishers)
+    for frame in frames:
+        pipeline.handle(frame)
+    pipeline.finish()
+    for pub in publishers:
+        pub.close()
+    _log_counts("demo", pipeline.stats())
+    return EXIT_OK
+
+
+def _log_counts(what: str, counts: dict[str, int]) -> None:
+    if counts:
+        log.info("%s: %s", what, " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+_COMMANDS = {"demod": _cmd_demod, "replay": _cmd_replay, "run": _cmd_run, "demo": _cmd_demo}

@@ -1,0 +1,147 @@
+"""Configuration: one TOML file, validated once at start.
+
+Every problem is collected and reported with its key path (`filter.max_height_ft: ...`)
+so a technician fixes the file in one pass; the agent then exits with EXIT_CONFIG (64),
+which the systemd unit lists in RestartPreventExitStatus.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agent.errors import ConfigError
+
+_SOURCE_SCHEMES = ("file:", "beast://", "avr://")
+_SITE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+Category = Annotated[str, Field(pattern=r"^[A-D][0-7]$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteConfig(_Model):
+    """Where the receiver is: the reference for local CPR decoding and the GA filter."""
+
+    name: str = "site"
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    elevation_ft: float = Field(default=0.0, ge=-1500, le=20000)
+
+    @field_validator("name")
+    @classmethod
+    def _topic_safe(cls, v: str) -> str:
+        if not _SITE_NAME.match(v):
+            raise ValueError("use 1-64 letters, digits, '-' or '_' (it is an MQTT topic level)")
+        return v
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SiteConfig:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("set both lat and lon, or neither")
+        return self
+
+    @property
+    def position(self) -> tuple[float, float] | None:
+        return None if self.lat is None or self.lon is None else (self.lat, self.lon)
+
+
+class FilterConfig(_Model):
+    """The low-flying GA filter; every limit is optional except the height ceiling."""
+
+    enabled: bool = True
+    max_height_ft: float = Field(default=3000.0, gt=0, le=60000)
+    max_ground_speed_kt: float | None = Field(default=250.0, gt=0)
+    max_distance_km: float | None = Field(default=150.0, gt=0)
+    keep_categories: list[Category] = Field(default_factory=list)
+    drop_categories: list[Category] = Field(default_factory=lambda: ["A3", "A4", "A5", "A6"])
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> FilterConfig:
+        both = set(self.keep_categories) & set(self.drop_categories)
+        if both:
+            raise ValueError(f"categories both kept and dropped: {sorted(both)}")
+        return self
+
+
+class MqttConfig(_Model):
+    url: str | None = None
+    topic_prefix: str = "adsb/v1"
+    client_id: str | None = None
+    keepalive_s: int = Field(default=60, ge=5, le=3600)
+    protocol: Literal["5", "3.1.1"] = "5"
+    max_inflight: int = Field(default=20, ge=1, le=1000)
+    max_queued: int = Field(default=10000, ge=1)
+    ca_file: str | None = None
+    tls_insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^mqtts?://", v):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return v
+
+
+class TrackConfig(_Model):
+    expire_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class AgentConfig(_Model):
+    site: SiteConfig = Field(default_factory=SiteConfig)
+    sources: list[str] = Field(default_factory=list)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    track: TrackConfig = Field(default_factory=TrackConfig)
+    state_dir: str = "/var/lib/adsb-agent"
+    stdout: bool = False
+
+    @field_validator("sources")
+    @classmethod
+    def _known_schemes(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(_SOURCE_SCHEMES):
+                raise ValueError(f"{url!r}: scheme must be one of {', '.join(_SOURCE_SCHEMES)}")
+        return v
+
+
+def _problems(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{path}: {msg}")
+    return out
+
+
+def build_config(data: dict) -> AgentConfig:
+    """Validate a parsed TOML document; raises ConfigError listing every problem."""
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_problems(err)) from None
+
+
+def read_toml(path: str | Path) -> dict:
+    """Parse a TOML file; unreadable or malformed files become a ConfigError."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([f"{p}: cannot read: {err}"]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"{p}: not valid TOML: {err}"]) from None
+
+
+def load_config(path: str | Path | None) -> AgentConfig:
+    """Read and validate the TOML file at `path` (defaults only when None)."""
+    return build_config({} if path is None else read_toml(path))

@@ -1,0 +1,74 @@
+"""The low-flying general-aviation filter: which aircraft the site reports.
+
+Tag, don't judge: a kept aircraft carries every reason it passed (`tags`), so the
+central side can tell "low and slow near the strip" from "unknown category".
+An aircraft is kept only when its height is known; everything else unknown passes
+with a tag saying so, because many light aircraft send no category (A0) at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.config import FilterConfig, SiteConfig
+from agent.decode import haversine_km
+from agent.track import Aircraft
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    keep: bool
+    tags: tuple[str, ...]
+    reason: str | None = None  # why dropped, for counters
+
+
+def height_above_site_ft(ac: Aircraft, site: SiteConfig) -> float | None:
+    """Barometric altitude above the site elevation (QNH correction comes later)."""
+    alt = ac.alt_baro_ft if ac.alt_baro_ft is not None else ac.alt_gnss_ft
+    return None if alt is None else alt - site.elevation_ft
+
+
+def distance_km(ac: Aircraft, site: SiteConfig) -> float | None:
+    pos = site.position
+    if pos is None or ac.lat is None or ac.lon is None:
+        return None
+    return haversine_km(pos[0], pos[1], ac.lat, ac.lon)
+
+
+def judge(ac: Aircraft, rules: FilterConfig, site: SiteConfig) -> Verdict:
+    """Decide whether `ac` is low-flying GA worth reporting, and why."""
+    if not rules.enabled:
+        return Verdict(True, ("filter_off",))
+    tags: list[str] = []
+    if ac.on_ground:
+        tags.append("on_ground")
+    else:
+        height = height_above_site_ft(ac, site)
+        if height is None:
+            return Verdict(False, (), "no_altitude")
+        if height > rules.max_height_ft:
+            return Verdict(False, (), "too_high")
+        tags.append("low")
+    cat = ac.category
+    if cat is not None and cat in rules.drop_categories:
+        return Verdict(False, (), "category")
+    if rules.keep_categories:
+        if cat not in rules.keep_categories:
+            return Verdict(False, (), "category")
+        tags.append("category_kept")
+    elif cat is None or cat.endswith("0"):
+        tags.append("category_unknown")
+    if cat in ("A7",):
+        tags.append("rotorcraft")
+    elif cat in ("A1", "A2", "B1", "B4", "B6"):
+        tags.append("light")
+    if rules.max_ground_speed_kt is not None and ac.gs_kt is not None:
+        if ac.gs_kt > rules.max_ground_speed_kt:
+            return Verdict(False, (), "too_fast")
+        tags.append("slow")
+    dist = distance_km(ac, site)
+    if rules.max_distance_km is not None and dist is not None:
+        if dist > rules.max_distance_km:
+            return Verdict(False, (), "too_far")
+        tags.append("near_site")
+    return Verdict(True, tuple(tags))

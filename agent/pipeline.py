@@ -1,0 +1,199 @@
+"""Wires the stages: frame -> verify -> decode -> track -> filter -> records -> publishers.
+
+`Pipeline.handle` is the hub (dump1090's `useModesMessage`): read it top to bottom to
+see where a frame goes next. `run_sources` is the only place with threads: one reader
+thread per source when there are several, feeding a bounded queue whose overflow is
+counted, never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agent.config import AgentConfig
+from agent.decode import Decoder
+from agent.filter import judge
+from agent.frame import Frame
+from agent.publish import Publisher
+from agent.records import (
+    EMERGENCY_SQUAWK,
+    TRACK_END,
+    TRACK_START,
+    event_record,
+    position_record,
+)
+from agent.sources.base import Source
+from agent.track import Aircraft, Tracker, Update
+from agent.verify import FrameVerifier
+
+log = logging.getLogger("agent.pipeline")
+
+# How often silent tracks are looked for (in frame time).
+EXPIRY_INTERVAL_S = 1.0
+# Frames waiting between reader threads and the pipeline; at 2,000 frames/s on a busy
+# site this is several seconds of slack before anything is dropped (and counted).
+FRAME_QUEUE_SIZE = 20000
+# Put on the frame queue by a reader thread whose source has ended.
+_SOURCE_ENDED = object()
+
+
+class Pipeline:
+    """Single-threaded processing of frames into published records."""
+
+    def __init__(self, cfg: AgentConfig, publishers: Sequence[Publisher]):
+        self.cfg = cfg
+        self.publishers = list(publishers)
+        self.verifier = FrameVerifier()
+        self.decoder = Decoder(cfg.site.position)
+        self.tracker = Tracker(cfg.track.expire_s)
+        self.counts: Counter[str] = Counter()
+        self._next_expiry = float("-inf")
+
+    def handle(self, frame: Frame) -> None:
+        """Take one received frame through every stage."""
+        self.counts["frames"] += 1
+        if not self.verifier.check(frame).accepted:
+            return
+        fields = self.decoder.decode(frame)
+        if fields is None:
+            return
+        update = self.tracker.update(fields, frame.rx_time, frame.signal_dbfs)
+        self._select(update, frame.rx_time)
+        self.tick(frame.rx_time)
+
+    def _select(self, update: Update, now: float) -> None:
+        ac = update.aircraft
+        if update.squawk_changed and ac.emergency:
+            self._emit(event_record(EMERGENCY_SQUAWK, ac, self.cfg.site, now, ("emergency",)))
+        if not update.new_position:
+            return
+        verdict = judge(ac, self.cfg.filter, self.cfg.site)
+        if not verdict.keep:
+            self.counts[f"filtered_{verdict.reason}"] += 1
+            return
+        if not ac.selected:
+            ac.selected = True
+            self._emit(event_record(TRACK_START, ac, self.cfg.site, now, verdict.tags))
+        ac.tags = list(verdict.tags)
+        self._emit(position_record(ac, self.cfg.site, verdict.tags))
+
+    def tick(self, now: float) -> None:
+        """Expire silent aircraft; cheap to call on every frame."""
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + EXPIRY_INTERVAL_S
+        for ac in self.tracker.expire(now):
+            self._end(ac, ac.last_seen)
+
+    def finish(self) -> None:
+        """End every selected track at the end of input (replay, shutdown)."""
+        for ac in list(self.tracker.aircraft.values()):
+            self._end(ac, ac.last_seen)
+        self.tracker.aircraft.clear()
+
+    def _end(self, ac: Aircraft, ts: float) -> None:
+        self.decoder.forget(ac.icao)
+        if ac.selected:
+            self._emit(event_record(TRACK_END, ac, self.cfg.site, ts, tuple(ac.tags)))
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        self.counts[f"records_{record['type']}"] += 1
+        if record["type"] == "event":
+            log.info(
+                "%s %s %s%s",
+                record["event"],
+                record["icao"],
+                record["callsign"] or "-",
+                f" at {record['lat']:.4f},{record['lon']:.4f}" if record["lat"] is not None else "",
+            )
+        for pub in self.publishers:
+            pub.publish(record)
+
+    def stats(self) -> dict[str, int]:
+        """Every stage's counters in one flat dict (copies)."""
+        out: dict[str, int] = {}
+        for stage, counts in (
+            ("pipeline", self.counts),
+            ("verify", self.verifier.counts),
+            ("decode", self.decoder.counts),
+            ("track", self.tracker.counts),
+        ):
+            out.update({f"{stage}.{k}": v for k, v in counts.items()})
+        for pub in self.publishers:
+            name = type(pub).__name__
+            out.update({f"{name}.{k}": v for k, v in pub.counts.items()})
+        return out
+
+
+def run_sources(
+    sources: Sequence[Source],
+    pipeline: Pipeline,
+    stop: threading.Event,
+    *,
+    clock: Callable[[], float] | None = None,
+) -> None:
+    """Feed the pipeline from every source until all end or `stop` is set.
+
+    With `clock` (live operation) tracks also expire by wall time when no frame arrives.
+    One source runs inline; several each get a reader thread and a shared bounded queue.
+    """
+    if len(sources) == 1 and clock is None:
+        for frame in sources[0].frames(stop):
+            pipeline.handle(frame)
+            if stop.is_set():
+                break
+        return
+    frames: queue.Queue[Frame | object] = queue.Queue(maxsize=FRAME_QUEUE_SIZE)
+    readers = [
+        threading.Thread(
+            target=_read_into, args=(src, frames, stop, pipeline.counts), name=f"reader-{src.name}"
+        )
+        for src in sources
+    ]
+    for t in readers:
+        t.daemon = True
+        t.start()
+    finished = 0
+    last_tick = time.monotonic()
+    while finished < len(readers) and not stop.is_set():
+        try:
+            item = frames.get(timeout=0.5)
+        except queue.Empty:
+            item = None
+        if item is _SOURCE_ENDED:
+            finished += 1
+        elif isinstance(item, Frame):
+            pipeline.handle(item)
+        if clock is not None and time.monotonic() - last_tick >= EXPIRY_INTERVAL_S:
+            last_tick = time.monotonic()
+            pipeline.tick(clock())
+    for t in readers:
+        t.join(timeout=2.0)
+
+
+def _read_into(
+    src: Source, frames: queue.Queue[Frame | object], stop: threading.Event, counts: Counter[str]
+) -> None:
+    try:
+        for frame in src.frames(stop):
+            try:
+                frames.put_nowait(frame)
+            except queue.Full:
+                counts["frames_dropped_queue_full"] += 1
+    except Exception:
+        log.exception("source %s failed; it stops, the others go on", src.name)
+        counts["source_failures"] += 1
+    finally:
+        while True:
+            try:
+                frames.put(_SOURCE_ENDED, timeout=0.5)
+                break
+            except queue.Full:
+                if stop.is_set():
+                    break

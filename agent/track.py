@@ -1,0 +1,150 @@
+"""Per-aircraft state built from decoded frames.
+
+Time comes from the frames (`rx_time`), never from the wall clock, so a replay ages
+tracks exactly as the live feed did and tests need no clock patching.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.country import country_of
+
+# Silence after which an aircraft is forgotten; dump1090 uses 300 s for display,
+# but a low GA track lost for a minute is worth reporting as ended.
+DEFAULT_EXPIRE_S = 60.0
+
+# ADS-B type codes 1-4 select the emitter category set D, C, B, A.
+_CATEGORY_SETS = {4: "A", 3: "B", 2: "C", 1: "D"}
+_GNSS_POSITION_TCS = frozenset((20, 21, 22))
+_EMERGENCY_SQUAWKS = frozenset(("7500", "7600", "7700"))
+
+
+@dataclass(slots=True)
+class Aircraft:
+    """What is known of one 24-bit address; None means not (yet) received."""
+
+    icao: str
+    first_seen: float
+    last_seen: float
+    country: str | None = None
+    messages: int = 0
+    signal_dbfs: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    position_time: float | None = None
+    position_source: str | None = None
+    alt_baro_ft: int | None = None
+    alt_gnss_ft: int | None = None
+    gs_kt: float | None = None
+    track_deg: float | None = None
+    vrate_fpm: int | None = None
+    callsign: str | None = None
+    squawk: str | None = None
+    category: str | None = None
+    on_ground: bool | None = None
+    geo_minus_baro_ft: int | None = None
+    selected: bool = False
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def track_id(self) -> str:
+        """Stable id of this sighting: the address plus when it was first heard."""
+        return f"{self.icao}-{int(self.first_seen)}"
+
+    @property
+    def emergency(self) -> bool:
+        return self.squawk in _EMERGENCY_SQUAWKS
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What one frame changed, so later stages need not diff aircraft state."""
+
+    aircraft: Aircraft
+    new_aircraft: bool
+    new_position: bool
+    squawk_changed: bool
+
+
+class Tracker:
+    """Holds every aircraft heard recently. Not thread-safe."""
+
+    def __init__(self, expire_s: float = DEFAULT_EXPIRE_S):
+        if expire_s <= 0:
+            raise ValueError("expire_s must be > 0")
+        self.expire_s = expire_s
+        self.aircraft: dict[str, Aircraft] = {}
+        self.counts: Counter[str] = Counter()
+
+    def update(self, fields: dict[str, Any], rx_time: float, signal_dbfs: float | None) -> Update:
+        """Merge one decoded frame into its aircraft."""
+        icao = fields["icao"].upper()
+        ac = self.aircraft.get(icao)
+        new = ac is None
+        if ac is None:
+            country = country_of(int(icao, 16))
+            ac = Aircraft(icao, rx_time, rx_time, country.iso2 if country else None)
+            self.aircraft[icao] = ac
+            self.counts["tracks_started"] += 1
+        ac.last_seen = max(ac.last_seen, rx_time)
+        ac.messages += 1
+        if signal_dbfs is not None:
+            ac.signal_dbfs = signal_dbfs
+        old_squawk = ac.squawk
+        new_position = _merge(ac, fields, rx_time)
+        return Update(ac, new, new_position, ac.squawk != old_squawk)
+
+    def expire(self, now: float) -> list[Aircraft]:
+        """Remove and return aircraft silent for longer than `expire_s`."""
+        gone = [ac for ac in self.aircraft.values() if now - ac.last_seen > self.expire_s]
+        for ac in gone:
+            del self.aircraft[ac.icao]
+        self.counts["tracks_expired"] += len(gone)
+        return gone
+
+
+def _merge(ac: Aircraft, f: dict[str, Any], t: float) -> bool:
+    """Copy the fields a frame carries into the aircraft; True if it moved."""
+    tc = f.get("typecode")
+    alt = f.get("altitude")
+    if alt is not None:
+        if tc in _GNSS_POSITION_TCS:
+            ac.alt_gnss_ft = alt
+        else:
+            ac.alt_baro_ft = alt
+            if ac.geo_minus_baro_ft is not None and tc is not None:
+                ac.alt_gnss_ft = alt + ac.geo_minus_baro_ft
+    if f.get("geo_minus_baro") is not None:
+        ac.geo_minus_baro_ft = f["geo_minus_baro"]
+        if ac.alt_baro_ft is not None:
+            ac.alt_gnss_ft = ac.alt_baro_ft + ac.geo_minus_baro_ft
+    if f.get("groundspeed") is not None:
+        ac.gs_kt = float(f["groundspeed"])
+    if f.get("track") is not None:
+        ac.track_deg = round(float(f["track"]), 1)
+    if f.get("vertical_rate") is not None:
+        ac.vrate_fpm = f["vertical_rate"]
+    if f.get("callsign"):
+        ac.callsign = f["callsign"].strip("_ ") or None
+    if f.get("squawk"):
+        ac.squawk = f["squawk"]
+    if tc in _CATEGORY_SETS and f.get("category") is not None:
+        ac.category = f"{_CATEGORY_SETS[tc]}{f['category']}"
+    if tc is not None and 5 <= tc <= 8:
+        ac.on_ground = True
+    elif tc is not None and (9 <= tc <= 18 or 20 <= tc <= 22 or tc == 19):
+        ac.on_ground = False
+    fs = f.get("flight_status")
+    if fs in (1, 3):
+        ac.on_ground = True
+    elif fs in (0, 2):
+        ac.on_ground = False
+    lat, lon = f.get("latitude"), f.get("longitude")
+    if lat is None or lon is None:
+        return False
+    ac.lat, ac.lon, ac.position_time = round(lat, 6), round(lon, 6), t
+    ac.position_source = f.get("position_source", "cpr_global")
+    return True
