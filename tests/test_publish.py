@@ -1,0 +1,114 @@
+"""MQTT publisher against a real mosquitto started by the test."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+from agent.config import MqttConfig, SiteConfig
+from agent.publish import MqttPublisher, StdoutPublisher, parse_mqtt_url
+from agent.records import TRACK_START, event_record, position_record
+from agent.track import Aircraft
+from tests.conftest import Broker
+from tests.helpers import validate
+from tests.mqtt_helpers import Subscriber
+
+SITE = SiteConfig(name="strip-01", lat=-15.6, lon=-56.1, elevation_ft=600)
+
+
+def _aircraft(i: int) -> Aircraft:
+    return Aircraft(
+        icao=f"E48A{i:02X}",
+        first_seen=1_767_225_600.0,
+        last_seen=1_767_225_601.0 + i,
+        country="BR",
+        messages=10 + i,
+        lat=-15.61,
+        lon=-56.11,
+        position_time=1_767_225_601.0 + i,
+        position_source="cpr_local",
+        alt_baro_ft=1500,
+        category="A1",
+        callsign="PTABC",
+        gs_kt=90.0,
+        track_deg=270.0,
+    )
+
+
+def test_records_arrive_on_documented_topics_and_match_the_schema(broker):
+    sub = Subscriber(broker.port, "adsb/v1/#")
+    pub = MqttPublisher(MqttConfig(url=broker.url), SITE.name, {"receiver": [-15.6, -56.1]})
+    assert pub.wait_connected(10)
+    records = [position_record(_aircraft(i), SITE, ("low", "light")) for i in range(20)]
+    records.append(event_record(TRACK_START, _aircraft(0), SITE, 1_767_225_601.0, ("low",)))
+    for r in records:
+        validate(r)
+        pub.publish(r)
+    assert pub.flush(10)
+    assert sub.wait_for(lambda s: len(s.records()) == len(records))
+    got = sub.records()
+    for topic, payload in got:
+        validate(payload)
+        if payload["type"] == "position":
+            assert topic == f"adsb/v1/strip-01/position/{payload['icao']}"
+        else:
+            assert topic == "adsb/v1/strip-01/events"
+    assert sorted(json.dumps(p, sort_keys=True) for _, p in got) == sorted(
+        json.dumps(r, sort_keys=True) for r in records
+    )
+    assert sub.payloads("adsb/v1/strip-01/status")[-1] == b"online"
+    info = json.loads(sub.payloads("adsb/v1/strip-01/info")[-1])
+    assert info["site"] == "strip-01" and info["receiver"] == [-15.6, -56.1]
+    pub.close()
+    assert sub.wait_for(lambda s: s.payloads("adsb/v1/strip-01/status")[-1:] == [b"stopped"])
+    sub.close()
+
+
+def test_broker_down_at_start_then_up_delivers_queued_records(tmp_path):
+    b = Broker(tmp_path)
+    pub = MqttPublisher(MqttConfig(url=b.url), SITE.name)
+    records = [position_record(_aircraft(i), SITE, ("low",)) for i in range(5)]
+    for r in records:
+        pub.publish(r)
+    assert not pub.connected.is_set()
+    b.start()
+    try:
+        sub = Subscriber(b.port, "adsb/v1/+/position/#")
+        assert pub.wait_connected(15)
+        assert sub.wait_for(lambda s: len(s.records()) == 5)
+        sub.close()
+    finally:
+        pub.close()
+        b.stop()
+
+
+def test_refused_credentials_are_reported_not_retried_silently(tmp_path):
+    b = Broker(tmp_path, "allow_anonymous false\n").start()
+    try:
+        pub = MqttPublisher(MqttConfig(url=f"mqtt://nobody:wrong@127.0.0.1:{b.port}"), "s")
+        deadline = time.monotonic() + 10
+        while pub.refused_reason is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pub.refused_reason is not None
+        assert pub.counts["connect_refused"] >= 1
+        assert not pub.connected.is_set()
+        pub.close()
+    finally:
+        b.stop()
+
+
+def test_stdout_publisher_writes_one_json_object_per_line():
+    buf = io.StringIO()
+    pub = StdoutPublisher(buf)
+    pub.publish(position_record(_aircraft(1), SITE, ("low",)))
+    pub.publish(event_record(TRACK_START, _aircraft(1), SITE, 1.0))
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        validate(json.loads(line))
+
+
+def test_mqtt_url_forms():
+    assert parse_mqtt_url("mqtt://h") == ("h", 1883, False, None, None)
+    assert parse_mqtt_url("mqtts://u:p%40ss@h:9000") == ("h", 9000, True, "u", "p@ss")
