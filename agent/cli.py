@@ -10,12 +10,20 @@ import argparse
 import logging
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from agent.outbox import Outbox
+    from agent.pipeline import Pipeline
+    from agent.publish import Publisher
 
 log = logging.getLogger("agent")
 
@@ -66,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--all", action="store_true", help="turn the GA filter off")
     demo.add_argument("--duration", type=float, default=300.0, help="scenario seconds")
     demo.add_argument("--mqtt", help="also publish to this broker")
+    demo.add_argument("--state-dir", help="outbox directory with --mqtt (default: a temp dir)")
     return ap
 
 
@@ -146,10 +155,48 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open_outbox(cfg: AgentConfig) -> Outbox:
+    from agent.outbox import Outbox
+
+    state = Path(cfg.state_dir)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError([f"state_dir: cannot create {state}: {err.strerror}"]) from None
+    return Outbox(
+        state / "outbox.sqlite",
+        max_bytes=int(cfg.outbox.max_mb * 1e6),
+        max_age_s=cfg.outbox.max_age_h * 3600.0,
+    )
+
+
+def _publishers(cfg: AgentConfig, pipeline: Pipeline) -> list[Publisher]:
+    """MQTT through the outbox when a broker is configured; JSON lines when asked or alone."""
+    from agent.mqtt import MqttPublisher
+    from agent.publish import StdoutPublisher
+
+    publishers: list[Publisher] = []
+    if cfg.mqtt.url:
+        info = {"receiver": cfg.site.position, "filter": cfg.filter.model_dump()}
+        mqtt = MqttPublisher(
+            cfg.mqtt, cfg.site.name, _open_outbox(cfg), info=info, health=pipeline.health
+        )
+        publishers.append(mqtt.start())
+    if cfg.stdout or not cfg.mqtt.url:
+        if not cfg.mqtt.url:
+            log.warning("no MQTT broker configured: printing records on standard output")
+        publishers.append(StdoutPublisher())
+    return publishers
+
+
+def _close(publishers: list[Publisher]) -> None:
+    for pub in publishers:
+        pub.close()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from agent.config import build_config
     from agent.pipeline import Pipeline, run_sources
-    from agent.publish import MqttPublisher, Publisher, StdoutPublisher
     from agent.sources import open_source
 
     cfg = build_config(_overrides(args))
@@ -160,24 +207,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sources = [open_source(url, start_time=now) for url in cfg.sources]
     except SourceError as err:
         raise ConfigError([f"sources: {err}"]) from None
-    publishers: list[Publisher] = []
-    if cfg.mqtt.url:
-        info = {"receiver": cfg.site.position, "filter": cfg.filter.model_dump()}
-        publishers.append(MqttPublisher(cfg.mqtt, cfg.site.name, info))
-    if cfg.stdout or not cfg.mqtt.url:
-        if not cfg.mqtt.url:
-            log.warning("no MQTT broker configured: printing records on standard output")
-        publishers.append(StdoutPublisher())
+    pipeline = Pipeline(cfg, [])
+    pipeline.publishers.extend(_publishers(cfg, pipeline))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     log.info("started: site %s, sources %s", cfg.site.name, ", ".join(cfg.sources))
-    pipeline = Pipeline(cfg, publishers)
     try:
         run_sources(sources, pipeline, stop, clock=time.time)
     finally:
-        for pub in publishers:
-            pub.close()
+        _close(pipeline.publishers)
         _log_counts("pipeline", pipeline.stats())
     log.info("stopped")
     return EXIT_OK
@@ -186,7 +225,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from agent.config import build_config
     from agent.pipeline import Pipeline
-    from agent.publish import MqttPublisher, Publisher, StdoutPublisher
     from agent.sim import scenario
 
     data: dict[str, Any] = {
@@ -197,20 +235,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "elevation_ft": scenario.SITE_ELEVATION_FT,
         },
         "filter": {"enabled": not args.all},
+        "stdout": True,
     }
     if args.mqtt:
         data["mqtt"] = {"url": args.mqtt}
+        data["state_dir"] = args.state_dir or tempfile.mkdtemp(prefix="adsb-agent-demo-")
     cfg = build_config(data)
-    publishers: list[Publisher] = [StdoutPublisher()]
-    if cfg.mqtt.url:
-        publishers.append(MqttPublisher(cfg.mqtt, cfg.site.name))
     frames, _truth = scenario.demo_frames(duration_s=args.duration)
-    pipeline = Pipeline(cfg, publishers)
-    for frame in frames:
-        pipeline.handle(frame)
-    pipeline.finish()
-    for pub in publishers:
-        pub.close()
+    pipeline = Pipeline(cfg, [])
+    pipeline.publishers.extend(_publishers(cfg, pipeline))
+    try:
+        for frame in frames:
+            pipeline.handle(frame)
+        pipeline.finish()
+    finally:
+        _close(pipeline.publishers)
     _log_counts("demo", pipeline.stats())
     return EXIT_OK
 

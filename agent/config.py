@@ -70,15 +70,24 @@ class FilterConfig(_Model):
 
 
 class MqttConfig(_Model):
+    """Broker connection. Secrets never live here in clear when avoidable: use
+    `password_file`, or systemd's LoadCredential (file `mqtt-password` in
+    $CREDENTIALS_DIRECTORY), which is read when neither URL nor file gives one."""
+
     url: str | None = None
     topic_prefix: str = "adsb/v1"
     client_id: str | None = None
     keepalive_s: int = Field(default=60, ge=5, le=3600)
     protocol: Literal["5", "3.1.1"] = "5"
-    max_inflight: int = Field(default=20, ge=1, le=1000)
-    max_queued: int = Field(default=10000, ge=1)
+    username: str | None = None
+    password_file: str | None = None
     ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
     tls_insecure: bool = False
+    max_inflight: int = Field(default=20, ge=1, le=1000)
+    drain_rate: float = Field(default=50.0, gt=0, le=100000)
+    health_interval_s: float = Field(default=60.0, ge=1, le=3600)
 
     @field_validator("url")
     @classmethod
@@ -86,6 +95,19 @@ class MqttConfig(_Model):
         if v is not None and not re.match(r"^mqtts?://", v):
             raise ValueError("must start with mqtt:// or mqtts://")
         return v
+
+    @model_validator(mode="after")
+    def _pairs(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS)")
+        return self
+
+
+class OutboxConfig(_Model):
+    """The disk outbox under state_dir: bounds for a long outage."""
+
+    max_mb: float = Field(default=100.0, gt=0)
+    max_age_h: float = Field(default=168.0, gt=0)
 
 
 class TrackConfig(_Model):
@@ -98,6 +120,7 @@ class AgentConfig(_Model):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     state_dir: str = "/var/lib/adsb-agent"
     stdout: bool = False
 

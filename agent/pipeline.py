@@ -54,6 +54,8 @@ class Pipeline:
         self.tracker = Tracker(cfg.track.expire_s)
         self.counts: Counter[str] = Counter()
         self._next_expiry = float("-inf")
+        self._health_prev: dict[str, int] = {}
+        self._health_at = time.monotonic()
 
     def handle(self, frame: Frame) -> None:
         """Take one received frame through every stage."""
@@ -116,19 +118,40 @@ class Pipeline:
             pub.publish(record)
 
     def stats(self) -> dict[str, int]:
-        """Every stage's counters in one flat dict (copies)."""
-        out: dict[str, int] = {}
-        for stage, counts in (
+        """Every stage's counters in one flat dict (a copy; safe from other threads)."""
+        groups = [
             ("pipeline", self.counts),
             ("verify", self.verifier.counts),
             ("decode", self.decoder.counts),
             ("track", self.tracker.counts),
-        ):
-            out.update({f"{stage}.{k}": v for k, v in counts.items()})
-        for pub in self.publishers:
-            name = type(pub).__name__
-            out.update({f"{name}.{k}": v for k, v in pub.counts.items()})
+        ]
+        groups += [(type(p).__name__, p.counts) for p in self.publishers]
+        out: dict[str, int] = {}
+        for stage, counts in groups:
+            for _ in range(5):  # another thread may add a key while we copy
+                try:
+                    items = list(counts.items())
+                    break
+                except RuntimeError:
+                    continue
+            out.update({f"{stage}.{k}": v for k, v in items})
         return out
+
+    def health(self) -> dict[str, Any]:
+        """Rates since the previous call plus every counter, for the health topic."""
+        now = time.monotonic()
+        stats = self.stats()
+        dt = max(now - self._health_at, 1e-3)
+        rates = {
+            name: round((stats.get(key, 0) - self._health_prev.get(key, 0)) / dt, 2)
+            for name, key in (
+                ("frames_per_s", "pipeline.frames"),
+                ("positions_per_s", "pipeline.records_position"),
+                ("events_per_s", "pipeline.records_event"),
+            )
+        }
+        self._health_prev, self._health_at = stats, now
+        return {"rates": rates, "aircraft": len(self.tracker.aircraft), "counters": stats}
 
 
 def run_sources(

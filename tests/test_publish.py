@@ -7,7 +7,9 @@ import json
 import time
 
 from agent.config import MqttConfig, SiteConfig
-from agent.publish import MqttPublisher, StdoutPublisher, parse_mqtt_url
+from agent.mqtt import MqttPublisher, parse_mqtt_url
+from agent.outbox import Outbox
+from agent.publish import StdoutPublisher
 from agent.records import TRACK_START, event_record, position_record
 from agent.track import Aircraft
 from tests.conftest import Broker
@@ -36,9 +38,14 @@ def _aircraft(i: int) -> Aircraft:
     )
 
 
-def test_records_arrive_on_documented_topics_and_match_the_schema(broker):
+def _publisher(url: str, tmp_path, **info) -> MqttPublisher:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    return MqttPublisher(MqttConfig(url=url), SITE.name, outbox, info=info).start()
+
+
+def test_records_arrive_on_documented_topics_and_match_the_schema(broker, tmp_path):
     sub = Subscriber(broker.port, "adsb/v1/#")
-    pub = MqttPublisher(MqttConfig(url=broker.url), SITE.name, {"receiver": [-15.6, -56.1]})
+    pub = _publisher(broker.url, tmp_path, receiver=[-15.6, -56.1])
     assert pub.wait_connected(10)
     records = [position_record(_aircraft(i), SITE, ("low", "light")) for i in range(20)]
     records.append(event_record(TRACK_START, _aircraft(0), SITE, 1_767_225_601.0, ("low",)))
@@ -48,14 +55,15 @@ def test_records_arrive_on_documented_topics_and_match_the_schema(broker):
     assert pub.flush(10)
     assert sub.wait_for(lambda s: len(s.records()) == len(records))
     got = sub.records()
+    assert sorted(p["seq"] for _, p in got) == list(range(1, len(records) + 1))
     for topic, payload in got:
         validate(payload)
         if payload["type"] == "position":
             assert topic == f"adsb/v1/strip-01/position/{payload['icao']}"
         else:
             assert topic == "adsb/v1/strip-01/events"
-    assert sorted(json.dumps(p, sort_keys=True) for _, p in got) == sorted(
-        json.dumps(r, sort_keys=True) for r in records
+    assert sorted(json.dumps({**p, "seq": 0}, sort_keys=True) for _, p in got) == sorted(
+        json.dumps({**r, "seq": 0}, sort_keys=True) for r in records
     )
     assert sub.payloads("adsb/v1/strip-01/status")[-1] == b"online"
     info = json.loads(sub.payloads("adsb/v1/strip-01/info")[-1])
@@ -67,7 +75,7 @@ def test_records_arrive_on_documented_topics_and_match_the_schema(broker):
 
 def test_broker_down_at_start_then_up_delivers_queued_records(tmp_path):
     b = Broker(tmp_path)
-    pub = MqttPublisher(MqttConfig(url=b.url), SITE.name)
+    pub = _publisher(b.url, tmp_path)
     records = [position_record(_aircraft(i), SITE, ("low",)) for i in range(5)]
     for r in records:
         pub.publish(r)
@@ -86,7 +94,7 @@ def test_broker_down_at_start_then_up_delivers_queued_records(tmp_path):
 def test_refused_credentials_are_reported_not_retried_silently(tmp_path):
     b = Broker(tmp_path, "allow_anonymous false\n").start()
     try:
-        pub = MqttPublisher(MqttConfig(url=f"mqtt://nobody:wrong@127.0.0.1:{b.port}"), "s")
+        pub = _publisher(f"mqtt://nobody:wrong@127.0.0.1:{b.port}", tmp_path)
         deadline = time.monotonic() + 10
         while pub.refused_reason is None and time.monotonic() < deadline:
             time.sleep(0.05)

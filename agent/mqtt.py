@@ -1,0 +1,348 @@
+"""MQTT delivery of the outbox (paho-mqtt 2.x, MQTT 5 by default, QoS 1).
+
+Records are committed to the Outbox first; a named thread (`mqtt-publisher`) sends
+rows the DeliveryQueue picks, keeps its own cap on messages in flight (paho ignores the
+broker's Receive Maximum), and deletes a row only when its PUBACK says success. paho's
+network thread only sets flags and appends acknowledgements: no database work and no
+exceptions escape its callbacks.
+
+Status topic: retained `online` after every connect, `stopped` on a clean exit, and a
+last will `offline` sent by the broker after WILL_DELAY_S of silence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from agent import __version__
+from agent.config import MqttConfig
+from agent.delivery import DeliveryQueue
+from agent.errors import ConfigError
+from agent.outbox import Outbox
+from agent.records import topic_for
+
+log = logging.getLogger("agent.mqtt")
+
+# The broker waits this long after an unclean disconnect before publishing `offline`:
+# a cellular hiccup of a few seconds should not flap the site's status.
+WILL_DELAY_S = 30
+# After the broker refuses a publish (e.g. 0x87 not authorised), wait this long before
+# trying again: retrying at once would be a storm of refusals on a paid link.
+REFUSED_RETRY_S = 300.0
+# How often rows past the outbox age limit are dropped.
+EXPIRE_INTERVAL_S = 60.0
+# systemd LoadCredential= name for the broker password.
+CREDENTIAL_NAME = "mqtt-password"
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
+    """`mqtt[s]://[user:pass@]host[:port]` -> host, port, tls, user, password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError([f"mqtt.url: {_redact(url)!r} is not mqtt://host[:port] or mqtts://..."])
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ConfigError([f"mqtt.url: bad port in {_redact(url)!r}"]) from None
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return parts.hostname, port, tls, user, password
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def resolve_password(cfg: MqttConfig, url_password: str | None) -> str | None:
+    """URL password, else `password_file`, else the systemd credential, else None."""
+    if url_password is not None:
+        return url_password
+    path = cfg.password_file
+    if path is None and os.environ.get("CREDENTIALS_DIRECTORY"):
+        cred = Path(os.environ["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
+        path = str(cred) if cred.exists() else None
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigError([f"mqtt.password_file: cannot read {path}: {err.strerror}"]) from None
+
+
+class MqttPublisher:
+    """Sends outbox rows to `<prefix>/<site>/...` and reports link health.
+
+    `publish()` is called from the pipeline thread and only commits to the outbox;
+    everything else happens on the publisher thread started by `start()`.
+    """
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        site: str,
+        outbox: Outbox,
+        *,
+        info: dict[str, Any] | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
+    ):
+        if cfg.url is None:
+            raise ConfigError(["mqtt.url: required to publish over MQTT"])
+        host, port, tls, user, url_password = parse_mqtt_url(cfg.url)
+        user = user or cfg.username
+        password = resolve_password(cfg, url_password)
+        self.cfg = cfg
+        self.site = site
+        self.outbox = outbox
+        self.base = f"{cfg.topic_prefix}/{site}"
+        self.info = {"version": __version__, "site": site, **(info or {})}
+        self.health = health
+        self.counts: Counter[str] = Counter()
+        self.connected = threading.Event()
+        self.refused_reason: str | None = None
+        self.publish_refused: str | None = None
+        self.last_ack: float | None = None
+        self._endpoint = f"{host}:{port}"
+        self._v5 = cfg.protocol == "5"
+        self._acks: deque[tuple[int, bool, str]] = deque()
+        self._inflight: dict[int, int] = {}
+        self._epoch = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._queue = DeliveryQueue(outbox, cfg.drain_rate)
+        self._paused_until = 0.0
+        self._started = time.time()
+        self._client = self._make_client(user, password, tls)
+        self._client.connect_async(host, port, keepalive=cfg.keepalive_s)
+        self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+
+    def _make_client(self, user: str | None, password: str | None, tls: bool) -> mqtt.Client:
+        cfg = self.cfg
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id or f"adsb-agent-{self.site}",
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+        )
+        if user is not None:
+            client.username_pw_set(user, password)
+        if tls:
+            try:
+                client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file)
+            except (OSError, ValueError) as err:
+                raise ConfigError([f"mqtt: TLS files cannot be loaded: {err}"]) from None
+            client.tls_insecure_set(cfg.tls_insecure)
+        will_props = None
+        if self._v5:
+            will_props = Properties(PacketTypes.WILLMESSAGE)
+            will_props.WillDelayInterval = WILL_DELAY_S
+        client.will_set(f"{self.base}/status", "offline", qos=1, retain=True, properties=will_props)
+        # One more than our own cap so paho never holds back a message we released.
+        client.max_inflight_messages_set(cfg.max_inflight + 4)
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # -- paho network thread: flags and queues only -------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            if self.refused_reason != str(reason_code):
+                log.error("MQTT broker %s refused the connection: %s", self._endpoint, reason_code)
+            self.refused_reason = str(reason_code)
+            self.counts["connect_refused"] += 1
+            return
+        self.refused_reason = None
+        self.counts["connects"] += 1
+        log.info("MQTT connected to %s", self._endpoint)
+        client.publish(f"{self.base}/status", "online", qos=1, retain=True)
+        client.publish(f"{self.base}/info", json.dumps(self.info), qos=1, retain=True)
+        self._epoch += 1
+        self.connected.set()
+        self._wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        if self.counts["connect_failed"] == 0:
+            log.warning("MQTT broker %s unreachable; retrying with backoff", self._endpoint)
+        self.counts["connect_failed"] += 1
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected.is_set():
+            log.warning(
+                "MQTT link to %s lost (%s); records wait in the outbox", self._endpoint, reason_code
+            )
+        self.connected.clear()
+        self.counts["disconnects"] += 1
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._acks.append((mid, not reason_code.is_failure, str(reason_code)))
+        self._wake.set()
+
+    # -- pipeline thread ----------------------------------------------------------------
+
+    def publish(self, record: dict[str, Any]) -> int | None:
+        """Commit a record to the outbox; the publisher thread sends it. Returns its seq."""
+        seq = self.outbox.put(topic_for(record, self.cfg.topic_prefix), record)
+        self.counts["committed" if seq is not None else "commit_failed"] += 1
+        self._wake.set()
+        return seq
+
+    # -- publisher thread ---------------------------------------------------------------
+
+    def start(self) -> MqttPublisher:
+        self._client.loop_start()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        seen_epoch = 0
+        next_health = time.monotonic() + 2.0
+        next_expire = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            self._settle_acks()
+            now = time.monotonic()
+            if now >= next_expire:
+                self.outbox.expire()
+                next_expire = now + EXPIRE_INTERVAL_S
+            if not self.connected.is_set() or now < self._paused_until:
+                continue
+            if self._epoch != seen_epoch or self._paused_until:
+                seen_epoch = self._epoch
+                self._paused_until = 0.0
+                self._queue.reset(self._inflight.values())
+            self._send(self.cfg.max_inflight - len(self._inflight))
+            if now >= next_health:
+                self._publish_health()
+                next_health = now + self.cfg.health_interval_s
+
+    def _send(self, room: int) -> None:
+        for row in self._queue.next_rows(room, exclude=self.outbox.pending_acks):
+            props = None
+            if self._v5:
+                props = Properties(PacketTypes.PUBLISH)
+                left = self.outbox.max_age_s - (time.time() - row.created)
+                props.MessageExpiryInterval = max(1, int(left))
+            info = self._client.publish(row.topic, row.payload, qos=1, properties=props)
+            self._inflight[info.mid] = row.seq
+            self.counts["sent"] += 1
+
+    def _settle_acks(self) -> None:
+        done: list[int] = []
+        while self._acks:
+            mid, ok, reason = self._acks.popleft()
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue  # status, info or health: not outbox rows
+            if ok:
+                done.append(seq)
+                continue
+            self.counts["refused"] += 1
+            if self.publish_refused != reason:
+                log.error(
+                    "MQTT broker refused a publish under %s/: %s; records are kept, "
+                    "retrying in %d s (check this site's ACL)",
+                    self.base,
+                    reason,
+                    REFUSED_RETRY_S,
+                )
+            self.publish_refused = reason
+            self._paused_until = time.monotonic() + REFUSED_RETRY_S
+        if done:
+            self.outbox.ack(done)
+            self.counts["acked"] += len(done)
+            self.last_ack = time.time()
+            if self.publish_refused is not None and not self._paused_until:
+                self.publish_refused = None
+
+    def link_health(self) -> dict[str, Any]:
+        """The link and outbox part of the health payload."""
+        oldest = self.outbox.oldest_created()
+        return {
+            "connected": self.connected.is_set(),
+            "refused": self.refused_reason or self.publish_refused,
+            "last_ack": None if self.last_ack is None else round(self.last_ack, 3),
+            "in_flight": len(self._inflight),
+            "outbox_depth": self.outbox.depth,
+            "outbox_bytes": self.outbox.bytes,
+            "outbox_oldest_age_s": None if oldest is None else round(time.time() - oldest, 1),
+            "outbox_dropped_full": self.outbox.counts["dropped_full"],
+            "outbox_dropped_expired": self.outbox.counts["dropped_expired"],
+            "outbox_spilled": self.outbox.spilled,
+            "backlog_aircraft": self._queue.backlog_aircraft,
+        }
+
+    def _publish_health(self) -> None:
+        payload = {
+            "v": 1,
+            "site": self.site,
+            "ts": round(time.time(), 3),
+            "uptime_s": round(time.time() - self._started, 1),
+            "link": self.link_health(),
+        }
+        if self.health is not None:
+            try:
+                payload.update(self.health())
+            except Exception:  # health must never stop delivery
+                log.exception("building the health payload failed")
+        self._client.publish(f"{self.base}/health", json.dumps(payload), qos=1, retain=True)
+
+    # -- any thread ---------------------------------------------------------------------
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def drained(self) -> bool:
+        """True when every committed record has been acknowledged."""
+        return self.outbox.depth == 0 and not self._inflight
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (everything acknowledged), or timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.drained():
+                return True
+            self._wake.set()
+            time.sleep(0.02)
+        return self.drained()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what can be sent within `timeout`, say `stopped`, disconnect.
+
+        Rows not acknowledged stay in the outbox for the next start.
+        """
+        if self.connected.is_set():
+            self.flush(timeout)
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self._settle_acks()
+        if self.connected.is_set():
+            msg = self._client.publish(f"{self.base}/status", "stopped", qos=1, retain=True)
+            try:
+                msg.wait_for_publish(2.0)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,259 @@
+"""Reconnecting TCP client shared by the Beast and AVR network sources.
+
+A receiver's feed goes away all the time: readsb restarts on upgrade, the Pi's Wi-Fi
+drops, the dongle is replugged. `TcpStream` hides that: it yields byte chunks from
+whichever connection is up and reconnects with capped exponential backoff until the
+stop event is set. It logs state changes only (connected, lost, first failed attempt,
+recovered), never each retry, so a feed that is down all night leaves two log lines.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import select
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import closing
+
+from agent.frame import Frame
+from agent.sources.stream import READ_SIZE, Clock, FrameDecoder
+
+log = logging.getLogger("agent.sources.tcp")
+
+# Dead-peer detection: a receiver that vanished without a FIN (power cut, Wi-Fi gone)
+# is noticed after about KEEPIDLE + KEEPINTVL * KEEPCNT = 60 s instead of never.
+KEEPALIVE_IDLE_S = 30
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_COUNT = 3
+
+
+class TcpStream:
+    """Byte chunks from host:port across reconnects, until `stop` is set.
+
+    Iterate it once. Counters (in `counts`): connects, disconnects, connect_failed.
+    Backoff: after the n-th failed or empty attempt in a row wait a random time
+    between half and all of min(backoff_max, backoff_min * 2**(n-1)); the jitter keeps
+    several agents from hammering a restarted server in step. A connection that
+    delivered data resets the sequence. Every wait and read wakes within read_timeout
+    of `stop` being set.
+
+    Args:
+        host, port: server address (a name is resolved on every attempt).
+        stop: ends iteration as soon as it is set.
+        connect_timeout: give up one connection attempt after this many seconds.
+        read_timeout: longest a blocking socket call waits before looking at `stop`.
+        backoff_min, backoff_max: first and largest wait between attempts (seconds).
+        name: label in log lines (default 'host:port').
+        counts: counter to add to (the owning source's), a new one when None.
+        on_connect: called after each successful connect, before its first chunk;
+            sources reset their decoder there so no partial frame survives a reconnect.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        stop: threading.Event,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 0.5,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+        name: str | None = None,
+        counts: Counter[str] | None = None,
+        on_connect: Callable[[], None] | None = None,
+    ):
+        if not 0 < backoff_min <= backoff_max:
+            raise ValueError("need 0 < backoff_min <= backoff_max")
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        self.host = host
+        self.port = port
+        self.stop = stop
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.name = name or f"{host}:{port}"
+        self.counts: Counter[str] = counts if counts is not None else Counter()
+        self.on_connect = on_connect
+        self._rng = random.Random()
+        # True once a failure has been logged and not yet followed by a recovery line.
+        self._down_logged = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                sock = self._connect()
+            except OSError as err:
+                self.counts["connect_failed"] += 1
+                failures += 1
+                self._log_down(f"cannot connect: {_reason(err)}")
+                if self.stop.wait(self._backoff(failures)):
+                    return
+                continue
+            if sock is None:  # stop was set while connecting
+                return
+            self._log_up(failures)
+            self.counts["connects"] += 1
+            if self.on_connect is not None:
+                self.on_connect()
+            got_data = False
+            with closing(sock):
+                reason = None
+                for chunk in self._read(sock):
+                    if isinstance(chunk, str):
+                        reason = chunk
+                        break
+                    got_data = True
+                    yield chunk
+            if reason is None:  # stopped
+                return
+            self.counts["disconnects"] += 1
+            failures = 1 if got_data else failures + 1
+            self._log_down(f"connection lost: {reason}")
+            if self.stop.wait(self._backoff(failures)):
+                return
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_min * 2 ** min(failures - 1, 30))
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def _log_down(self, what: str) -> None:
+        if self._down_logged:
+            log.debug("%s: %s; still retrying", self.name, what)
+            return
+        self._down_logged = True
+        log.warning(
+            "%s: %s; retrying with backoff up to %g s, logging only recovery",
+            self.name,
+            what,
+            self.backoff_max,
+        )
+
+    def _log_up(self, failures: int) -> None:
+        if self._down_logged:
+            log.info("%s: connected again after %d failed attempt(s)", self.name, failures)
+            self._down_logged = False
+        else:
+            log.info("%s: connected", self.name)
+
+    def _connect(self) -> socket.socket | None:
+        """A connected socket, None if `stop` was set meanwhile; OSError on failure.
+
+        Non-blocking connect polled in read_timeout steps, so a slow or firewalled host
+        (SYN dropped) does not hold shutdown up for the whole connect_timeout.
+        """
+        deadline = time.monotonic() + self.connect_timeout
+        last: OSError = OSError(f"{self.host}: no address")
+        for family, kind, proto, _, addr in socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                err = sock.connect_ex(addr)
+                while err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                    if self.stop.is_set():
+                        sock.close()
+                        return None
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        err = errno.ETIMEDOUT
+                        break
+                    _, writable, _ = select.select([], [sock], [], min(remaining, self.read_timeout))
+                    if writable:
+                        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+                sock.setblocking(True)
+                sock.settimeout(self.read_timeout)
+                _keepalive(sock)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+        raise last
+
+    def _read(self, sock: socket.socket) -> Iterator[bytes | str]:
+        """Chunks, then a str saying why the connection ended; nothing more on stop."""
+        while not self.stop.is_set():
+            try:
+                data = sock.recv(READ_SIZE)
+            except TimeoutError:
+                continue
+            except OSError as err:
+                yield _reason(err)
+                return
+            if not data:
+                yield "closed by the server"
+                return
+            yield data
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err) or type(err).__name__
+
+
+def _keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, opt):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+
+
+class TcpFrameSource:
+    """A network feed decoded into frames; subclasses choose the decoder.
+
+    See beast.BeastTcpSource and avr.AvrTcpSource. Frames are timed by `clock` when
+    their bytes arrive. The decoder is reset on every (re)connect.
+    """
+
+    scheme = "tcp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        name: str | None = None,
+        clock: Clock = time.time,
+        **options: float,
+    ):
+        self.host = host
+        self.port = port
+        self.name = name or f"{self.scheme}://{host}:{port}"
+        self.clock = clock
+        self.options = options
+        self.counts: Counter[str] = Counter()
+
+    def make_decoder(self) -> FrameDecoder:
+        """A fresh decoder timing frames by `self.clock` (subclass hook)."""
+        raise NotImplementedError
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Frames from the feed, reconnecting as needed; returns only when `stop` is set."""
+        decoder = self.make_decoder()
+        stream = TcpStream(
+            self.host,
+            self.port,
+            stop,
+            name=self.name,
+            counts=self.counts,
+            on_connect=decoder.reset,
+            **self.options,  # type: ignore[arg-type]
+        )
+        with closing(iter(stream)) as chunks:
+            for chunk in chunks:
+                yield from decoder.feed(chunk)
