@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -117,6 +118,7 @@ class MqttPublisher:
         self.counts: Counter[str] = Counter()
         self.connected = threading.Event()
         self.refused_reason: str | None = None
+        self.connect_error: str | None = None
         self.publish_refused: str | None = None
         self.last_ack: float | None = None
         self._endpoint = f"{host}:{port}"
@@ -172,6 +174,7 @@ class MqttPublisher:
             self.counts["connect_refused"] += 1
             return
         self.refused_reason = None
+        self.connect_error = None
         self.counts["connects"] += 1
         log.info("MQTT connected to %s", self._endpoint)
         client.publish(f"{self.base}/status", "online", qos=1, retain=True)
@@ -181,8 +184,18 @@ class MqttPublisher:
         self._wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
-        if self.counts["connect_failed"] == 0:
-            log.warning("MQTT broker %s unreachable; retrying with backoff", self._endpoint)
+        # paho calls this inside its `except OSError:` block: the cause is still current.
+        err = sys.exc_info()[1]
+        reason = str(err) if err is not None else "connection failed"
+        if reason != self.connect_error:
+            hint = " (check mqtt.ca_file)" if "CERTIFICATE_VERIFY_FAILED" in reason else ""
+            log.warning(
+                "MQTT broker %s: cannot connect: %s%s; retrying with backoff",
+                self._endpoint,
+                reason,
+                hint,
+            )
+            self.connect_error = reason
         self.counts["connect_failed"] += 1
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -281,6 +294,7 @@ class MqttPublisher:
         return {
             "connected": self.connected.is_set(),
             "refused": self.refused_reason or self.publish_refused,
+            "connect_error": self.connect_error,
             "last_ack": None if self.last_ack is None else round(self.last_ack, 3),
             "in_flight": len(self._inflight),
             "outbox_depth": self.outbox.depth,
