@@ -110,6 +110,22 @@ class OutboxConfig(_Model):
     max_age_h: float = Field(default=168.0, gt=0)
 
 
+class LimiterConfig(_Model):
+    """Per-aircraft change-based position rate (FlightAware's policy by default)."""
+
+    enabled: bool = True
+    ground_interval_s: float = Field(default=1.0, ge=0)
+    low_ceiling_ft: float = Field(default=10_000.0, ge=0)
+    low_changed_s: float = Field(default=5.0, ge=0)
+    low_steady_s: float = Field(default=10.0, ge=0)
+    high_changed_s: float = Field(default=10.0, ge=0)
+    high_steady_s: float = Field(default=30.0, ge=0)
+    altitude_ft: float = Field(default=50.0, gt=0)
+    track_deg: float = Field(default=2.0, gt=0)
+    speed_kt: float = Field(default=25.0, gt=0)
+    vrate_fpm: float = Field(default=500.0, gt=0)
+
+
 class TrackConfig(_Model):
     expire_s: float = Field(default=60.0, gt=0, le=3600)
 
@@ -121,6 +137,7 @@ class AgentConfig(_Model):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    limiter: LimiterConfig = Field(default_factory=LimiterConfig)
     state_dir: str = "/var/lib/adsb-agent"
     stdout: bool = False
 

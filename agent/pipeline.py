@@ -20,6 +20,7 @@ from agent.config import AgentConfig
 from agent.decode import Decoder
 from agent.filter import judge
 from agent.frame import Frame
+from agent.limiter import LimiterPolicy, PositionLimiter
 from agent.publish import Publisher
 from agent.records import (
     EMERGENCY_SQUAWK,
@@ -52,6 +53,11 @@ class Pipeline:
         self.verifier = FrameVerifier()
         self.decoder = Decoder(cfg.site.position)
         self.tracker = Tracker(cfg.track.expire_s)
+        self.limiter: PositionLimiter | None = None
+        if cfg.limiter.enabled:
+            self.limiter = PositionLimiter(
+                LimiterPolicy(**cfg.limiter.model_dump(exclude={"enabled"}))
+            )
         self.counts: Counter[str] = Counter()
         self._next_expiry = float("-inf")
         self._health_prev: dict[str, int] = {}
@@ -83,6 +89,9 @@ class Pipeline:
             ac.selected = True
             self._emit(event_record(TRACK_START, ac, self.cfg.site, now, verdict.tags))
         ac.tags = list(verdict.tags)
+        if self.limiter is not None and not self.limiter.should_send(ac, now):
+            self.counts["positions_held_by_limiter"] += 1
+            return
         self._emit(position_record(ac, self.cfg.site, verdict.tags))
 
     def tick(self, now: float) -> None:
@@ -101,6 +110,8 @@ class Pipeline:
 
     def _end(self, ac: Aircraft, ts: float) -> None:
         self.decoder.forget(ac.icao)
+        if self.limiter is not None:
+            self.limiter.forget(ac.icao)
         if ac.selected:
             self._emit(event_record(TRACK_END, ac, self.cfg.site, ts, tuple(ac.tags)))
 
