@@ -51,8 +51,9 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class Broker:
     """A mosquitto process with its own config, port and directory."""
 
-    def __init__(self, workdir: Path, extra_conf: str = ""):
+    def __init__(self, workdir: Path, extra_conf: str = "", *, persistent: bool = False):
         self.workdir = workdir
+        self.persistent = persistent
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
         self.extra_conf = extra_conf
@@ -66,8 +67,12 @@ class Broker:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             f"user {getpass.getuser()}\n"
-            "persistence false\n"
-            "log_dest stderr\n"
+            + (
+                f"persistence true\npersistence_location {self.workdir}/\n"
+                if self.persistent
+                else "persistence false\n"
+            )
+            + "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             + (self.extra_conf or "allow_anonymous true\n")
         )

@@ -14,17 +14,29 @@ from paho.mqtt.enums import CallbackAPIVersion
 class Subscriber:
     """Collects every message on `topic` (retained ones included)."""
 
-    def __init__(self, port: int, topic: str = "#", **auth: str):
+    def __init__(
+        self, port: int, topic: str = "#", *, persistent_id: str | None = None, **auth: str
+    ):
+        """`persistent_id`: a session the broker keeps (and queues for) while we are away."""
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if persistent_id:
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=persistent_id,
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+            )
+            self.client.reconnect_delay_set(0.1, 1)
+        else:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         if auth:
             self.client.username_pw_set(auth["username"], auth.get("password"))
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
+        self.client.connect_async("127.0.0.1", port)
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise TimeoutError("subscription not acknowledged")
