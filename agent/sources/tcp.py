@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 
 from agent.frame import Frame
@@ -44,7 +44,8 @@ class TcpStream:
     of `stop` being set.
 
     Args:
-        host, port: server address (a name is resolved on every attempt).
+        host, port: server address, resolved on every attempt (a stalled DNS lookup is
+            the one wait `stop` cannot cut short; use an IP address where that matters).
         stop: ends iteration as soon as it is set.
         connect_timeout: give up one connection attempt after this many seconds.
         read_timeout: longest a blocking socket call waits before looking at `stop`.
@@ -84,10 +85,12 @@ class TcpStream:
         self.counts: Counter[str] = counts if counts is not None else Counter()
         self.on_connect = on_connect
         self._rng = random.Random()
-        # True once a failure has been logged and not yet followed by a recovery line.
-        self._down_logged = False
+        # When the failure that was logged happened; None while up (or never down).
+        self._down_since: float | None = None
+        # Whether the current connection delivered anything (resets the backoff).
+        self._got_data = False
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Generator[bytes, None, None]:
         failures = 0
         while not self.stop.is_set():
             try:
@@ -101,23 +104,17 @@ class TcpStream:
                 continue
             if sock is None:  # stop was set while connecting
                 return
-            self._log_up(failures)
+            self._log_up()
             self.counts["connects"] += 1
             if self.on_connect is not None:
                 self.on_connect()
-            got_data = False
+            self._got_data = False
             with closing(sock):
-                reason = None
-                for chunk in self._read(sock):
-                    if isinstance(chunk, str):
-                        reason = chunk
-                        break
-                    got_data = True
-                    yield chunk
+                reason = yield from self._read(sock)
             if reason is None:  # stopped
                 return
             self.counts["disconnects"] += 1
-            failures = 1 if got_data else failures + 1
+            failures = 1 if self._got_data else failures + 1
             self._log_down(f"connection lost: {reason}")
             if self.stop.wait(self._backoff(failures)):
                 return
@@ -127,10 +124,10 @@ class TcpStream:
         return self._rng.uniform(ceiling / 2, ceiling)
 
     def _log_down(self, what: str) -> None:
-        if self._down_logged:
+        if self._down_since is not None:
             log.debug("%s: %s; still retrying", self.name, what)
             return
-        self._down_logged = True
+        self._down_since = time.monotonic()
         log.warning(
             "%s: %s; retrying with backoff up to %g s, logging only recovery",
             self.name,
@@ -138,10 +135,11 @@ class TcpStream:
             self.backoff_max,
         )
 
-    def _log_up(self, failures: int) -> None:
-        if self._down_logged:
-            log.info("%s: connected again after %d failed attempt(s)", self.name, failures)
-            self._down_logged = False
+    def _log_up(self) -> None:
+        if self._down_since is not None:
+            down = time.monotonic() - self._down_since
+            log.info("%s: connected again after %.1f s without a feed", self.name, down)
+            self._down_since = None
         else:
             log.info("%s: connected", self.name)
 
@@ -168,7 +166,8 @@ class TcpStream:
                     if remaining <= 0:
                         err = errno.ETIMEDOUT
                         break
-                    _, writable, _ = select.select([], [sock], [], min(remaining, self.read_timeout))
+                    wait = min(remaining, self.read_timeout)
+                    _, writable, _ = select.select([], [sock], [], wait)
                     if writable:
                         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
@@ -182,20 +181,20 @@ class TcpStream:
                 last = exc
         raise last
 
-    def _read(self, sock: socket.socket) -> Iterator[bytes | str]:
-        """Chunks, then a str saying why the connection ended; nothing more on stop."""
+    def _read(self, sock: socket.socket) -> Generator[bytes, None, str | None]:
+        """Yield chunks; return why the connection ended, or None when `stop` was set."""
         while not self.stop.is_set():
             try:
                 data = sock.recv(READ_SIZE)
             except TimeoutError:
                 continue
             except OSError as err:
-                yield _reason(err)
-                return
+                return _reason(err)
             if not data:
-                yield "closed by the server"
-                return
+                return "closed by the server"
+            self._got_data = True
             yield data
+        return None
 
 
 def _reason(err: OSError) -> str:
@@ -229,13 +228,21 @@ class TcpFrameSource:
         *,
         name: str | None = None,
         clock: Clock = time.time,
-        **options: float,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 0.5,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
     ):
         self.host = host
         self.port = port
         self.name = name or f"{self.scheme}://{host}:{port}"
         self.clock = clock
-        self.options = options
+        self.timing = {
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "backoff_min": backoff_min,
+            "backoff_max": backoff_max,
+        }
         self.counts: Counter[str] = Counter()
 
     def make_decoder(self) -> FrameDecoder:
@@ -249,10 +256,13 @@ class TcpFrameSource:
             self.host,
             self.port,
             stop,
+            connect_timeout=self.timing["connect_timeout"],
+            read_timeout=self.timing["read_timeout"],
+            backoff_min=self.timing["backoff_min"],
+            backoff_max=self.timing["backoff_max"],
             name=self.name,
             counts=self.counts,
             on_connect=decoder.reset,
-            **self.options,  # type: ignore[arg-type]
         )
         with closing(iter(stream)) as chunks:
             for chunk in chunks:
