@@ -1,10 +1,15 @@
 """Frame -> decoded fields, through pyModeS 3 (the only module that imports it).
 
 pyModeS's `PipeDecoder` needs three mutually consistent CPR pairs before it releases a
-first position (about 5 s per aircraft on real data). With a known receiver position we
-do better: an airborne CPR frame decodes unambiguously against any reference within
-180 NM, so the first frame is decoded against the receiver, held, and released as soon
-as the next position frame of that aircraft lands where the first one predicts.
+first position (about 5 s per aircraft on real data; never, for an aircraft heard only
+briefly). We release a first fix sooner, still never from a single unchecked frame:
+- with a known receiver position, an airborne CPR frame decodes unambiguously against
+  it (valid within 180 NM); the fix is held until the next frame of the other parity
+  lands where the first one predicts;
+- without one, an even/odd pair decodes globally; the fix is held until the next pair
+  agrees with it.
+After that, frames decode locally against the aircraft's own last position, each
+checked against the speed it implies.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyModeS import PipeDecoder
-from pyModeS.position import airborne_position_with_ref
+from pyModeS.position import airborne_position_pair, airborne_position_with_ref
 
 from agent.frame import Frame
 
@@ -27,6 +32,8 @@ MAX_LOCAL_RANGE_KM = 300.0
 MAX_SPEED_KT = 1000.0
 # Absolute slack for the consistency check: CPR quantisation and timing jitter.
 POSITION_SLACK_KM = 1.0
+# An even/odd pair further apart than this may straddle a latitude zone (DO-260B).
+PAIR_WINDOW_S = 10.0
 # How long our own last position stays a valid local reference for that aircraft.
 OWN_REFERENCE_TTL_S = 30.0
 
@@ -52,6 +59,16 @@ class _LocalFix:
     cpr_format: int = -1
 
 
+@dataclass(frozen=True, slots=True)
+class _Cpr:
+    """The raw CPR fields of one airborne position frame."""
+
+    fmt: int
+    lat: int
+    lon: int
+    t: float
+
+
 def _plausible_step(prev: _LocalFix, lat: float, lon: float, t: float) -> bool:
     dt = abs(t - prev.t)
     limit = dt * MAX_SPEED_KT * _KM_PER_KT_S + POSITION_SLACK_KM
@@ -59,7 +76,7 @@ def _plausible_step(prev: _LocalFix, lat: float, lon: float, t: float) -> bool:
 
 
 class Decoder:
-    """Decodes verified frames; adds receiver-referenced first positions.
+    """Decodes verified frames; adds early, checked first positions.
 
     Not thread-safe (pyModeS's PipeDecoder is not): one decoder per pipeline.
     """
@@ -68,6 +85,7 @@ class Decoder:
         self.receiver = receiver
         self._pipe = PipeDecoder(surface_ref=receiver) if receiver else PipeDecoder()
         self._fixes: dict[str, _LocalFix] = {}
+        self._last_cpr: dict[str, dict[int, _Cpr]] = {}
         self.counts: Counter[str] = Counter()
 
     def decode(self, frame: Frame) -> dict[str, Any] | None:
@@ -86,42 +104,75 @@ class Decoder:
         return fields
 
     def _position(self, fields: dict[str, Any], t: float) -> None:
-        icao = fields["icao"]
-        lat, lon = fields.get("latitude"), fields.get("longitude")
-        if lat is not None and lon is not None:
-            self._fixes[icao] = _LocalFix(lat, lon, t, True, fields["cpr_format"])
-            fields["position_source"] = "cpr_global"
-            return
-        fix = self._fixes.get(icao)
-        if fix is not None and t - fix.t > OWN_REFERENCE_TTL_S:
-            fix = None
-        if fix is not None and fix.confirmed:
-            ref = (fix.lat, fix.lon)
-        elif self.receiver is not None:
-            ref = self.receiver
-        else:
-            return
-        fmt = fields["cpr_format"]
-        lat, lon = airborne_position_with_ref(fmt, fields["cpr_lat"], fields["cpr_lon"], *ref)
-        if fix is None or not fix.confirmed:
-            if haversine_km(*ref, lat, lon) > MAX_LOCAL_RANGE_KM:
-                self.counts["local_out_of_range"] += 1
+        icao, fmt = fields["icao"], fields["cpr_format"]
+        frame = _Cpr(fmt, fields["cpr_lat"], fields["cpr_lon"], t)
+        try:
+            lat, lon = fields.get("latitude"), fields.get("longitude")
+            if lat is not None and lon is not None:
+                self._fixes[icao] = _LocalFix(lat, lon, t, True, fmt)
+                fields["position_source"] = "cpr_global"
                 return
-            # An aircraft beyond 180 NM aliases the same way in two frames of one
-            # parity but differently across parities: only the opposite parity confirms.
-            if fix is None or fix.cpr_format == fmt or not _plausible_step(fix, lat, lon, t):
+            fix = self._fixes.get(icao)
+            if fix is not None and t - fix.t > OWN_REFERENCE_TTL_S:
+                fix = None
+            if fix is not None and fix.confirmed:
+                lat, lon = airborne_position_with_ref(fmt, frame.lat, frame.lon, fix.lat, fix.lon)
+                if _plausible_step(fix, lat, lon, t):
+                    self._accept(icao, fields, lat, lon, frame, "cpr_local")
+                    return
+                self.counts["local_rejected"] += 1
+                fix = None  # start over from an independent candidate
+            candidate = self._candidate(icao, frame)
+            if candidate is None:
+                return
+            lat, lon, source = candidate
+            # A receiver-referenced fix of an aircraft beyond 180 NM aliases the same way
+            # in two frames of one parity, differently across parities: only the other
+            # parity confirms it. Pair fixes use both parities already.
+            confirms = (
+                fix is not None
+                and (source == "cpr_global" or fix.cpr_format != fmt)
+                and _plausible_step(fix, lat, lon, t)
+            )
+            if confirms:
+                self._accept(icao, fields, lat, lon, frame, source)
+            else:
                 self._fixes[icao] = _LocalFix(lat, lon, t, False, fmt)
-                self.counts["local_held"] += 1
-                return
-        elif not _plausible_step(fix, lat, lon, t):
-            self._fixes[icao] = _LocalFix(lat, lon, t, False, fmt)
-            self.counts["local_rejected"] += 1
-            return
-        self._fixes[icao] = _LocalFix(lat, lon, t, True, fmt)
+                self.counts["first_fix_held"] += 1
+        finally:
+            self._last_cpr.setdefault(icao, {})[fmt] = frame
+
+    def _candidate(self, icao: str, frame: _Cpr) -> tuple[float, float, str] | None:
+        """A position for `frame` found without the aircraft's own history: against the
+        receiver when its position is known, else from the last frame of the other
+        parity (a global even/odd decode)."""
+        if self.receiver is not None:
+            lat, lon = airborne_position_with_ref(frame.fmt, frame.lat, frame.lon, *self.receiver)
+            if haversine_km(*self.receiver, lat, lon) > MAX_LOCAL_RANGE_KM:
+                self.counts["local_out_of_range"] += 1
+                return None
+            return lat, lon, "cpr_local"
+        other = self._last_cpr.get(icao, {}).get(1 - frame.fmt)
+        if other is None or frame.t - other.t > PAIR_WINDOW_S:
+            return None
+        even, odd = (frame, other) if frame.fmt == 0 else (other, frame)
+        pos = airborne_position_pair(
+            even.lat, even.lon, odd.lat, odd.lon, even_is_newer=frame.fmt == 0
+        )
+        if pos is None:
+            self.counts["pair_zone_mismatch"] += 1
+            return None
+        return pos[0], pos[1], "cpr_global"
+
+    def _accept(
+        self, icao: str, fields: dict[str, Any], lat: float, lon: float, frame: _Cpr, source: str
+    ) -> None:
+        self._fixes[icao] = _LocalFix(lat, lon, frame.t, True, frame.fmt)
         fields["latitude"], fields["longitude"] = lat, lon
-        fields["position_source"] = "cpr_local"
-        self.counts["local_positions"] += 1
+        fields["position_source"] = source
+        self.counts["positions_" + source] += 1
 
     def forget(self, icao: str) -> None:
         """Drop local position state of an expired aircraft."""
         self._fixes.pop(icao, None)
+        self._last_cpr.pop(icao, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pyModeS import PipeDecoder
+
 from agent.decode import Decoder, haversine_km
 from agent.frame import Frame
 from tests.conftest import shared_data
@@ -28,17 +30,33 @@ def _positions(decoder: Decoder, frames: list[Frame]) -> list[tuple[float, float
     return out
 
 
-def test_receiver_reference_gives_first_position_sooner_than_pair_bootstrap():
+def _pymodes_positions(frames: list[Frame]) -> dict[float, tuple[float, float]]:
+    """pyModeS's own PipeDecoder, untouched: the reference."""
+    pipe = PipeDecoder()
+    out = {}
+    for f in frames:
+        r = pipe.decode(f.hex, timestamp=f.rx_time)
+        if r.get("latitude") is not None:
+            out[f.rx_time] = (r["latitude"], r["longitude"])
+    return out
+
+
+def test_first_fix_comes_sooner_than_pymodes_bootstrap_and_agrees_with_it():
     frames = _frames()
     t0 = frames[0].rx_time
-    plain = _positions(Decoder(None), frames)
-    local = _positions(Decoder(AMSTERDAM), frames)
-    assert plain[0][3] == "cpr_global"
-    assert local[0][3] == "cpr_local"
-    assert local[0][0] - t0 < 1.5 < plain[0][0] - t0
-    # The early local fixes agree with the later global track.
-    first_global = plain[0]
-    assert haversine_km(local[0][1], local[0][2], first_global[1], first_global[2]) < 5.0
+    reference = _pymodes_positions(frames)
+    first_reference = min(reference) - t0
+    with_receiver = _positions(Decoder(AMSTERDAM), frames)
+    pairs_only = _positions(Decoder(None), frames)
+    assert with_receiver[0][3] == "cpr_local" and pairs_only[0][3] == "cpr_global"
+    assert with_receiver[0][0] - t0 < 1.0
+    assert pairs_only[0][0] - t0 < first_reference
+    assert first_reference > 2.0  # pyModeS waits for three consistent pairs
+    # Wherever pyModeS also gives a position, ours is the same point.
+    for decoded in (with_receiver, pairs_only):
+        both = [(lat, lon, reference[t]) for t, lat, lon, _ in decoded if t in reference]
+        assert len(both) > 1000
+        assert max(haversine_km(lat, lon, *ref) for lat, lon, ref in both) < 0.05
 
 
 def test_far_receiver_reference_never_yields_an_aliased_position():
