@@ -1,4 +1,5 @@
-"""Wires the stages: frame -> verify -> decode -> track -> filter -> records -> publishers.
+"""Wires the stages: frame -> dedup -> verify -> decode -> track -> filter -> limiter ->
+records -> publishers.
 
 `Pipeline.handle` is the hub (dump1090's `useModesMessage`): read it top to bottom to
 see where a frame goes next. `run_sources` is the only place with threads: one reader
@@ -18,6 +19,7 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.decode import Decoder
+from agent.dedup import DuplicateFilter
 from agent.filter import judge
 from agent.frame import Frame
 from agent.limiter import LimiterPolicy, PositionLimiter
@@ -50,6 +52,7 @@ class Pipeline:
     def __init__(self, cfg: AgentConfig, publishers: Sequence[Publisher]):
         self.cfg = cfg
         self.publishers = list(publishers)
+        self.dedup = DuplicateFilter()
         self.verifier = FrameVerifier()
         self.decoder = Decoder(cfg.site.position)
         self.tracker = Tracker(cfg.track.expire_s)
@@ -66,6 +69,8 @@ class Pipeline:
     def handle(self, frame: Frame) -> None:
         """Take one received frame through every stage."""
         self.counts["frames"] += 1
+        if self.dedup.is_duplicate(frame):
+            return
         if not self.verifier.check(frame).accepted:
             return
         fields = self.decoder.decode(frame)
@@ -132,6 +137,7 @@ class Pipeline:
         """Every stage's counters in one flat dict (a copy; safe from other threads)."""
         groups = [
             ("pipeline", self.counts),
+            ("dedup", self.dedup.counts),
             ("verify", self.verifier.counts),
             ("decode", self.decoder.counts),
             ("track", self.tracker.counts),
