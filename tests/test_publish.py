@@ -120,3 +120,23 @@ def test_stdout_publisher_writes_one_json_object_per_line():
 def test_mqtt_url_forms():
     assert parse_mqtt_url("mqtt://h") == ("h", 1883, False, None, None)
     assert parse_mqtt_url("mqtts://u:p%40ss@h:9000") == ("h", 9000, True, "u", "p@ss")
+
+
+def test_health_is_retained_with_link_outbox_and_pipeline_figures(broker, tmp_path):
+    sub = Subscriber(broker.port, "adsb/v1/strip-01/health")
+    cfg = MqttConfig(url=broker.url, health_interval_s=1)
+    pub = MqttPublisher(
+        cfg, SITE.name, Outbox(tmp_path / "o.sqlite"), health=lambda: {"rates": {"frames": 1.5}}
+    ).start()
+    pub.publish(position_record(_aircraft(1), SITE, ("low",)))
+    assert sub.wait_for(lambda s: len(s.payloads("adsb/v1/strip-01/health")) >= 1, 10)
+    health = json.loads(sub.payloads("adsb/v1/strip-01/health")[-1])
+    assert health["site"] == "strip-01" and health["rates"] == {"frames": 1.5}
+    link = health["link"]
+    assert link["connected"] is True and link["refused"] is None
+    assert {"outbox_depth", "outbox_oldest_age_s", "outbox_dropped_full", "last_ack"} <= set(link)
+    pub.close()
+    late = Subscriber(broker.port, "adsb/v1/strip-01/health")  # retained: a new subscriber sees it
+    assert late.wait_for(lambda s: len(s.payloads("adsb/v1/strip-01/health")) == 1, 5)
+    late.close()
+    sub.close()
