@@ -1,0 +1,12 @@
+"""Mode S / ADS-B 1090 MHz demodulation of IQ magnitude streams (numpy).
+
+iq.py          raw UC8 / SC16 bytes -> magnitude
+timing.py      half-bit positions and matched-filter taps per rate and phase
+preamble.py    candidate starts: vectorised screen, then SNR against local noise
+slicer.py      bit decisions for many candidates at once
+demodulator.py Demodulator: blocks in, verified Frames out
+"""
+
+from agent.demod.demodulator import Demodulator
+
+__all__ = ["Demodulator"]

@@ -1,0 +1,60 @@
+"""Raw IQ bytes -> magnitude, the only full-rate conversion the demodulator needs.
+
+Magnitudes are float32 scaled so that 1.0 is full scale (0 dBFS) for one component:
+a UC8 byte of 255 or 0 on I with Q at mid-scale, or an SC16 value of +/-32768.
+
+UC8 (RTL-SDR native, offset 127.5) goes through a 64K-entry table indexed by the I/Q
+byte *pair*: one gather per sample instead of two subtractions, two squares and a square
+root, which is the cost that dominates a numpy demodulator at 2.4 MS/s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+UC8_OFFSET = 127.5
+SC16_FULL_SCALE = 32768.0
+
+
+def _build_uc8_table() -> np.ndarray:
+    """Magnitude of every (I, Q) byte pair, indexed by the little-endian uint16 I | Q << 8."""
+    comp = (np.arange(256, dtype=np.float64) - UC8_OFFSET) / UC8_OFFSET
+    i = comp[np.arange(65536) & 0xFF]
+    q = comp[np.arange(65536) >> 8]
+    return np.sqrt(i * i + q * q).astype(np.float32)
+
+
+UC8_TABLE = _build_uc8_table()
+
+
+def uc8_to_mag(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Magnitudes of interleaved unsigned 8-bit I/Q; a trailing odd byte is ignored.
+
+    Args:
+        raw: I, Q, I, Q, ... bytes with offset 127.5.
+    Returns:
+        float32 array of len(raw) // 2 magnitudes (1.0 = full scale).
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    pairs = data[: data.size & ~1].view("<u2")
+    return UC8_TABLE.take(pairs)
+
+
+def sc16_to_mag(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Magnitudes of interleaved little-endian signed 16-bit I/Q; a partial sample is ignored.
+
+    Args:
+        raw: I, Q, ... as int16 little-endian (4 bytes per sample).
+    Returns:
+        float32 array of len(raw) // 4 magnitudes (1.0 = full scale).
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    iq = data[: data.size & ~3].view("<i2").astype(np.float32)
+    i, q = iq[0::2], iq[1::2]
+    mag = np.sqrt(i * i + q * q)
+    mag *= np.float32(1.0 / SC16_FULL_SCALE)
+    return mag
+
+
+BYTES_PER_SAMPLE = {"uc8": 2, "sc16": 4}
+CONVERTERS = {"uc8": uc8_to_mag, "sc16": sc16_to_mag}
