@@ -1,0 +1,119 @@
+"""The command-line contract other checks depend on (issue 2), run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from agent.crc import syndrome
+from agent.errors import EXIT_CONFIG
+from agent.verify import ADDRESS_PARITY_DFS
+from tests.conftest import REPO, shared_data
+from tests.helpers import validate
+
+
+def agent(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=False,
+    )
+
+
+def _frames(out: bytes) -> list[bytes]:
+    lines = out.decode().splitlines()
+    assert all(line.startswith("*") and line.endswith(";") for line in lines)
+    return [bytes.fromhex(line[1:-1]) for line in lines]
+
+
+def _assert_valid(frames: list[bytes]) -> None:
+    """Every frame CRC-clean, or address/parity with an address seen in a clean frame."""
+    clean = {m[1:4] for m in frames if m[0] >> 3 in (11, 17) and syndrome(m) == 0}
+    for m in frames:
+        df = m[0] >> 3
+        if df in ADDRESS_PARITY_DFS:
+            assert syndrome(m).to_bytes(3, "big") in clean
+        elif df == 11:
+            assert syndrome(m) <= 0x7F
+        else:
+            assert syndrome(m) == 0
+
+
+def test_demod_finds_at_least_antirez_count_on_modes1_at_both_rates():
+    low = agent("demod", "--rate", "2.0e6", str(shared_data("iq/modes1.bin")))
+    high = agent("demod", "--rate", "2.4e6", str(shared_data("iq/modes1_2400.uc8")))
+    for run in (low, high):
+        assert run.returncode == 0, run.stderr
+        frames = _frames(run.stdout)
+        assert len(frames) >= 284
+        _assert_valid(frames)
+
+
+def test_demod_reads_stdin():
+    data = shared_data("iq/modes1_2400.uc8").read_bytes()
+    from_file = agent("demod", str(shared_data("iq/modes1_2400.uc8")))
+    from_stdin = agent("demod", "-", stdin=data)
+    assert from_stdin.returncode == 0
+    assert from_stdin.stdout == from_file.stdout
+
+
+def _records(run: subprocess.CompletedProcess[bytes]) -> list[dict]:
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in run.stdout.decode().splitlines()]
+    for r in records:
+        validate(r)
+    return records
+
+
+def test_replay_all_on_modes1_gives_4d2023_with_a_position():
+    records = _records(
+        agent("replay", "--all", "--rate", "2.0e6", str(shared_data("iq/modes1.bin")))
+    )
+    positions = [r for r in records if r["type"] == "position" and r["icao"] == "4D2023"]
+    assert positions and positions[0]["callsign"] == "AMC421"
+
+
+def test_replay_all_on_the_beast_recording_gives_positions():
+    path = str(shared_data("beast/traffic_sample_dump1090.bin"))
+    records = _records(agent("replay", "--all", "--format", "beast", path))
+    assert {r["icao"] for r in records if r["type"] == "position"} == {"48520A"}
+
+
+def test_replay_with_the_ga_filter_drops_the_airliner():
+    path = str(shared_data("beast/traffic_sample_dump1090.bin"))
+    assert _records(agent("replay", "--format", "beast", path)) == []
+
+
+def test_garbage_iq_is_counted_not_fatal():
+    junk = os.urandom(100_001)  # odd length: a truncated sample at the end
+    run = agent("demod", "--rate", "2.4e6", "-", stdin=junk)
+    assert run.returncode == 0
+    assert b"truncated_bytes=1" in run.stderr
+
+
+def test_beast_stream_cut_mid_frame_with_junk_is_counted():
+    data = shared_data("beast/traffic_sample_dump1090.bin").read_bytes()
+    mangled = data[:1000] + b"\x00garbage\x1a\x39junk" + data[1000:2001]
+    run = agent("replay", "--all", "--format", "beast", "-", stdin=mangled)
+    assert any(r["type"] == "position" for r in _records(run))  # what was whole still counts
+    assert b"beast_resync=1" in run.stderr and b"beast_junk_bytes=14" in run.stderr
+    assert b"beast_partial_dropped=1" in run.stderr  # the frame cut at the end
+
+
+def test_avr_lines_with_bad_hex_are_counted():
+    lines = b"*8D4840D6202CC371C32CE0576098;\n*8D4840D6202CC371C32CE05760ZZ;\nnonsense\n"
+    run = agent("replay", "--all", "--format", "avr", "-", stdin=lines)
+    assert run.returncode == 0
+    assert b"avr_bad_hex=1" in run.stderr and b"avr_garbage=1" in run.stderr
+
+
+def test_missing_input_file_is_a_clear_error():
+    run = agent("demod", "/nonexistent/capture.uc8")
+    assert run.returncode == EXIT_CONFIG
+    assert b"/nonexistent/capture.uc8" in run.stderr
