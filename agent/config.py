@@ -88,6 +88,7 @@ class MqttConfig(_Model):
     max_inflight: int = Field(default=20, ge=1, le=1000)
     drain_rate: float = Field(default=50.0, gt=0, le=100000)
     health_interval_s: float = Field(default=60.0, ge=1, le=3600)
+    batch_s: float = Field(default=0.0, ge=0, le=3600)
 
     @field_validator("url")
     @classmethod

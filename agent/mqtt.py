@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ from agent import __version__
 from agent.config import MqttConfig
 from agent.delivery import DeliveryQueue
 from agent.errors import ConfigError
-from agent.outbox import Outbox
+from agent.outbox import Outbox, Row
 from agent.records import topic_for
 
 log = logging.getLogger("agent.mqtt")
@@ -46,6 +47,8 @@ WILL_DELAY_S = 30
 REFUSED_RETRY_S = 300.0
 # How often rows past the outbox age limit are dropped.
 EXPIRE_INTERVAL_S = 60.0
+# Most position rows in one batch message (about 0.5 MB of JSON before compression).
+BATCH_MAX_ROWS = 1000
 # systemd LoadCredential= name for the broker password.
 CREDENTIAL_NAME = "mqtt-password"
 
@@ -124,7 +127,9 @@ class MqttPublisher:
         self._endpoint = f"{host}:{port}"
         self._v5 = cfg.protocol == "5"
         self._acks: deque[tuple[int, bool, str]] = deque()
-        self._inflight: dict[int, int] = {}
+        self._inflight: dict[int, list[int]] = {}  # message id -> outbox seqs it carries
+        self._batch: list[Row] = []
+        self._batch_started = 0.0
         self._epoch = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -243,32 +248,55 @@ class MqttPublisher:
             if self._epoch != seen_epoch or self._paused_until:
                 seen_epoch = self._epoch
                 self._paused_until = 0.0
-                self._queue.reset(self._inflight.values())
+                self._batch.clear()  # not in flight: the reset finds these rows again
+                self._queue.reset([seq for seqs in self._inflight.values() for seq in seqs])
             self._send(self.cfg.max_inflight - len(self._inflight))
             if now >= next_health:
                 self._publish_health()
                 next_health = now + self.cfg.health_interval_s
 
     def _send(self, room: int) -> None:
-        for row in self._queue.next_rows(room, exclude=self.outbox.pending_acks):
-            props = None
-            if self._v5:
-                props = Properties(PacketTypes.PUBLISH)
-                left = self.outbox.max_age_s - (time.time() - row.created)
-                props.MessageExpiryInterval = max(1, int(left))
-            info = self._client.publish(row.topic, row.payload, qos=1, properties=props)
-            self._inflight[info.mid] = row.seq
-            self.counts["sent"] += 1
+        """Publish what the delivery queue releases; with batching on, positions are
+        gathered for `batch_s` and go as one compressed message."""
+        if self.cfg.batch_s <= 0:
+            for row in self._queue.next_rows(room, exclude=self.outbox.pending_acks):
+                self._publish(row.topic, row.payload, row.created, [row.seq])
+            return
+        gather = max(0, BATCH_MAX_ROWS - len(self._batch))
+        for row in self._queue.next_rows(gather, exclude=self.outbox.pending_acks):
+            if "/position/" not in row.topic:  # events are rare and go at once
+                self._publish(row.topic, row.payload, row.created, [row.seq])
+                continue
+            if not self._batch:
+                self._batch_started = time.monotonic()
+            self._batch.append(row)
+        due = time.monotonic() - self._batch_started >= self.cfg.batch_s
+        if self._batch and room > 0 and (due or len(self._batch) >= BATCH_MAX_ROWS):
+            rows, self._batch = self._batch, []
+            payload = zlib.compress(b"[" + b",".join(r.payload for r in rows) + b"]", 9)
+            created = min(r.created for r in rows)
+            self._publish(f"{self.base}/positions", payload, created, [r.seq for r in rows])
+            self.counts["batches"] += 1
+
+    def _publish(self, topic: str, payload: bytes, created: float, seqs: list[int]) -> None:
+        props = None
+        if self._v5:
+            props = Properties(PacketTypes.PUBLISH)
+            left = self.outbox.max_age_s - (time.time() - created)
+            props.MessageExpiryInterval = max(1, int(left))
+        info = self._client.publish(topic, payload, qos=1, properties=props)
+        self._inflight[info.mid] = seqs
+        self.counts["sent"] += len(seqs)
 
     def _settle_acks(self) -> None:
         done: list[int] = []
         while self._acks:
             mid, ok, reason = self._acks.popleft()
-            seq = self._inflight.pop(mid, None)
-            if seq is None:
+            seqs = self._inflight.pop(mid, None)
+            if seqs is None:
                 continue  # status, info or health: not outbox rows
             if ok:
-                done.append(seq)
+                done.extend(seqs)
                 continue
             self.counts["refused"] += 1
             if self.publish_refused != reason:
@@ -296,7 +324,7 @@ class MqttPublisher:
             "refused": self.refused_reason or self.publish_refused,
             "connect_error": self.connect_error,
             "last_ack": None if self.last_ack is None else round(self.last_ack, 3),
-            "in_flight": len(self._inflight),
+            "in_flight": sum(len(seqs) for seqs in self._inflight.values()),
             "outbox_depth": self.outbox.depth,
             "outbox_bytes": self.outbox.bytes,
             "outbox_oldest_age_s": None if oldest is None else round(time.time() - oldest, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import zlib
 
 from agent.config import MqttConfig, SiteConfig
 from agent.mqtt import MqttPublisher, parse_mqtt_url
@@ -139,4 +140,24 @@ def test_health_is_retained_with_link_outbox_and_pipeline_figures(broker, tmp_pa
     late = Subscriber(broker.port, "adsb/v1/strip-01/health")  # retained: a new subscriber sees it
     assert late.wait_for(lambda s: len(s.payloads("adsb/v1/strip-01/health")) == 1, 5)
     late.close()
+    sub.close()
+
+
+def test_batched_positions_arrive_compressed_with_every_seq(broker, tmp_path):
+    sub = Subscriber(broker.port, "adsb/v1/#")
+    cfg = MqttConfig(url=broker.url, batch_s=0.5)
+    pub = MqttPublisher(cfg, SITE.name, Outbox(tmp_path / "o.sqlite")).start()
+    for i in range(50):
+        pub.publish(position_record(_aircraft(i % 5), SITE, ("low",)))
+    pub.publish(event_record(TRACK_START, _aircraft(0), SITE, 1_767_225_601.0))
+    assert pub.flush(10)
+    batches = sub.payloads("adsb/v1/strip-01/positions")
+    assert 1 <= len(batches) <= 3
+    records = [r for b in batches for r in json.loads(zlib.decompress(b))]
+    for r in records:
+        validate(r)
+    assert sorted(r["seq"] for r in records) == list(range(1, 51))
+    assert sub.wait_for(lambda s: len(s.payloads("adsb/v1/strip-01/events")) == 1)
+    assert pub.counts["batches"] == len(batches)
+    pub.close()
     sub.close()
