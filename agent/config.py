@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 
-_SOURCE_SCHEMES = ("file:", "beast://", "avr://")
+_SOURCE_SCHEMES = ("file:", "beast://", "avr://", "rtlsdr://", "rtltcp://", "serial://")
 _SITE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Category = Annotated[str, Field(pattern=r"^[A-D][0-7]$")]
+Address = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{6}$")]
 
 
 class _Model(BaseModel):
@@ -32,6 +33,13 @@ class SiteConfig(_Model):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     elevation_ft: float = Field(default=0.0, ge=-1500, le=20000)
+    antenna_agl_m: float = Field(default=10.0, ge=0, le=500)
+    # Sea-level pressure; unset = estimated from aircraft that send both altitudes.
+    qnh_hpa: float | None = Field(default=None, ge=870, le=1085)
+    # Geoid undulation at the site (EGM96 N, metres): GNSS height minus this is MSL.
+    geoid_m: float = Field(default=0.0, ge=-110, le=90)
+    # Directory of SRTM .hgt tiles for ground elevation under the aircraft.
+    terrain_dir: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -58,6 +66,10 @@ class FilterConfig(_Model):
     max_height_ft: float = Field(default=3000.0, gt=0, le=60000)
     max_ground_speed_kt: float | None = Field(default=250.0, gt=0)
     max_distance_km: float | None = Field(default=150.0, gt=0)
+    allow_addresses: list[Address] = Field(default_factory=list)
+    deny_addresses: list[Address] = Field(default_factory=list)
+    allow_callsigns: list[str] = Field(default_factory=list)
+    deny_callsigns: list[str] = Field(default_factory=list)
     keep_categories: list[Category] = Field(default_factory=list)
     drop_categories: list[Category] = Field(default_factory=lambda: ["A3", "A4", "A5", "A6"])
 
@@ -67,6 +79,41 @@ class FilterConfig(_Model):
         if both:
             raise ValueError(f"categories both kept and dropped: {sorted(both)}")
         return self
+
+
+class GeofenceConfig(_Model):
+    """A named circle (center + radius_km) or polygon ([[lat, lon], ...]).
+
+    Aircraft inside carry the tag `in:<name>`; with `keep = true` they are kept even
+    when the height, speed, distance or category limits would drop them.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: Literal["strip", "border", "area"] = "area"
+    center: tuple[float, float] | None = None
+    radius_km: float | None = Field(default=None, gt=0, le=1000)
+    polygon: list[tuple[float, float]] = Field(default_factory=list)
+    keep: bool = False
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> GeofenceConfig:
+        circle = self.center is not None and self.radius_km is not None
+        if circle == bool(self.polygon):
+            raise ValueError("give either center + radius_km, or polygon (3 or more points)")
+        if self.polygon and len(self.polygon) < 3:
+            raise ValueError("a polygon needs 3 or more points")
+        for lat, lon in [*self.polygon, *([self.center] if self.center else [])]:
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError(f"point ({lat}, {lon}) is not a latitude, longitude")
+        return self
+
+
+class IntelConfig(_Model):
+    """Events and classification (see agent/intel)."""
+
+    events: bool = True
+    # Tell "near a known aerodrome" from "away from any" (airportsdata, ~28k entries).
+    aerodromes: bool = True
 
 
 class MqttConfig(_Model):
@@ -139,6 +186,8 @@ class AgentConfig(_Model):
     track: TrackConfig = Field(default_factory=TrackConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     limiter: LimiterConfig = Field(default_factory=LimiterConfig)
+    intel: IntelConfig = Field(default_factory=IntelConfig)
+    geofence: list[GeofenceConfig] = Field(default_factory=list)
     state_dir: str = "/var/lib/adsb-agent"
     stdout: bool = False
 

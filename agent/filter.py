@@ -2,17 +2,23 @@
 
 Tag, don't judge: a kept aircraft carries every reason it passed (`tags`), so the
 central side can tell "low and slow near the strip" from "unknown category".
-An aircraft is kept only when its height is known; everything else unknown passes
-with a tag saying so, because many light aircraft send no category (A0) at all.
+Order: deny lists drop; allow lists and `keep` geofences keep; otherwise the aircraft
+must be low (height above ground known and under the ceiling) and pass the category,
+speed and distance limits. Unknown category or speed passes with a tag, because many
+light aircraft send no category (A0) at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.config import FilterConfig, SiteConfig
 from agent.decode import haversine_km
+from agent.intel.geofence import Geofence
 from agent.track import Aircraft
+
+_LIGHT = frozenset(("A1", "A2", "B1", "B4", "B6"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +28,11 @@ class Verdict:
     reason: str | None = None  # why dropped, for counters
 
 
-def height_above_site_ft(ac: Aircraft, site: SiteConfig) -> float | None:
-    """Barometric altitude above the site elevation (QNH correction comes later)."""
+def height_ft(ac: Aircraft, site: SiteConfig) -> float | None:
+    """Height above ground: the height model's figure, else pressure altitude above
+    the site elevation."""
+    if ac.height is not None:
+        return ac.height.agl_ft
     alt = ac.alt_baro_ft if ac.alt_baro_ft is not None else ac.alt_gnss_ft
     return None if alt is None else alt - site.elevation_ft
 
@@ -35,15 +44,34 @@ def distance_km(ac: Aircraft, site: SiteConfig) -> float | None:
     return haversine_km(pos[0], pos[1], ac.lat, ac.lon)
 
 
-def judge(ac: Aircraft, rules: FilterConfig, site: SiteConfig) -> Verdict:
+def judge(
+    ac: Aircraft, rules: FilterConfig, site: SiteConfig, fences: Sequence[Geofence] = ()
+) -> Verdict:
     """Decide whether `ac` is low-flying GA worth reporting, and why."""
     if not rules.enabled:
         return Verdict(True, ("filter_off",))
-    tags: list[str] = []
+    callsign = (ac.callsign or "").upper()
+    if ac.icao in _upper(rules.deny_addresses) or (
+        callsign and callsign in _upper(rules.deny_callsigns)
+    ):
+        return Verdict(False, (), "deny_list")
+    inside = (
+        []
+        if ac.lat is None or ac.lon is None
+        else [f for f in fences if f.contains(ac.lat, ac.lon)]
+    )
+    place = tuple(f"in:{f.name}" for f in inside)
+    if ac.icao in _upper(rules.allow_addresses) or (
+        callsign and callsign in _upper(rules.allow_callsigns)
+    ):
+        return Verdict(True, ("allow_list", *place))
+    if any(f.keep for f in inside):
+        return Verdict(True, ("geofence_keep", *place))
+    tags: list[str] = list(place)
     if ac.on_ground:
         tags.append("on_ground")
     else:
-        height = height_above_site_ft(ac, site)
+        height = height_ft(ac, site)
         if height is None:
             return Verdict(False, (), "no_altitude")
         if height > rules.max_height_ft:
@@ -58,9 +86,9 @@ def judge(ac: Aircraft, rules: FilterConfig, site: SiteConfig) -> Verdict:
         tags.append("category_kept")
     elif cat is None or cat.endswith("0"):
         tags.append("category_unknown")
-    if cat in ("A7",):
+    if cat == "A7":
         tags.append("rotorcraft")
-    elif cat in ("A1", "A2", "B1", "B4", "B6"):
+    elif cat in _LIGHT:
         tags.append("light")
     if rules.max_ground_speed_kt is not None and ac.gs_kt is not None:
         if ac.gs_kt > rules.max_ground_speed_kt:
@@ -72,3 +100,7 @@ def judge(ac: Aircraft, rules: FilterConfig, site: SiteConfig) -> Verdict:
             return Verdict(False, (), "too_far")
         tags.append("near_site")
     return Verdict(True, tuple(tags))
+
+
+def _upper(values: list[str]) -> frozenset[str]:
+    return frozenset(v.upper() for v in values)

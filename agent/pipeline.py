@@ -1,5 +1,5 @@
-"""Wires the stages: frame -> dedup -> verify -> decode -> track -> filter -> limiter ->
-records -> publishers.
+"""Wires the stages: frame -> dedup -> verify -> decode -> track -> height -> filter ->
+events -> limiter -> records -> publishers.
 
 `Pipeline.handle` is the hub (dump1090's `useModesMessage`): read it top to bottom to
 see where a frame goes next. `run_sources` is the only place with threads: one reader
@@ -20,8 +20,13 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.decode import Decoder
 from agent.dedup import DuplicateFilter
-from agent.filter import judge
+from agent.filter import height_ft, judge
 from agent.frame import Frame
+from agent.intel.aerodromes import Aerodromes
+from agent.intel.events import TrackAnalyst
+from agent.intel.geofence import Geofence
+from agent.intel.height import HeightModel
+from agent.intel.terrain import Terrain
 from agent.limiter import LimiterPolicy, PositionLimiter
 from agent.publish import Publisher
 from agent.records import (
@@ -56,6 +61,21 @@ class Pipeline:
         self.verifier = FrameVerifier()
         self.decoder = Decoder(cfg.site.position)
         self.tracker = Tracker(cfg.track.expire_s)
+        self.fences = [
+            Geofence(f.name, f.kind, f.center, f.radius_km, tuple(f.polygon), f.keep)
+            for f in cfg.geofence
+        ]
+        site = cfg.site
+        self.height = HeightModel(
+            site.elevation_ft,
+            qnh_hpa=site.qnh_hpa,
+            geoid_m=site.geoid_m,
+            terrain=Terrain(site.terrain_dir) if site.terrain_dir else None,
+        )
+        self.analyst: TrackAnalyst | None = None
+        if cfg.intel.events:
+            aerodromes = Aerodromes.load() if cfg.intel.aerodromes else None
+            self.analyst = TrackAnalyst(site.position, site.antenna_agl_m, self.fences, aerodromes)
         self.limiter: PositionLimiter | None = None
         if cfg.limiter.enabled:
             self.limiter = PositionLimiter(
@@ -77,27 +97,49 @@ class Pipeline:
         if fields is None:
             return
         update = self.tracker.update(fields, frame.rx_time, frame.signal_dbfs)
+        ac = update.aircraft
+        if update.new_position:
+            self.height.observe(ac.alt_baro_ft, ac.alt_gnss_ft)
+        ac.height = self.height.height(ac.alt_baro_ft, ac.alt_gnss_ft, ac.lat, ac.lon)
         self._select(update, frame.rx_time)
         self.tick(frame.rx_time)
 
     def _select(self, update: Update, now: float) -> None:
         ac = update.aircraft
+        site = self.cfg.site
         if update.squawk_changed and ac.emergency:
-            self._emit(event_record(EMERGENCY_SQUAWK, ac, self.cfg.site, now, ("emergency",)))
+            self._emit(event_record(EMERGENCY_SQUAWK, ac, site, now, ("emergency",)))
+        if ac.lat is None:
+            self._unlocated(ac, now)
+            return
         if not update.new_position:
             return
-        verdict = judge(ac, self.cfg.filter, self.cfg.site)
+        verdict = judge(ac, self.cfg.filter, site, self.fences)
         if not verdict.keep:
             self.counts[f"filtered_{verdict.reason}"] += 1
             return
         if not ac.selected:
             ac.selected = True
-            self._emit(event_record(TRACK_START, ac, self.cfg.site, now, verdict.tags))
+            self._emit(event_record(TRACK_START, ac, site, now, verdict.tags))
         ac.tags = list(verdict.tags)
+        if self.analyst is not None:
+            for ev in self.analyst.update(ac, now, True):
+                self._emit(event_record(ev.kind, ac, site, ev.ts, ev.tags))
         if self.limiter is not None and not self.limiter.should_send(ac, now):
             self.counts["positions_held_by_limiter"] += 1
             return
-        self._emit(position_record(ac, self.cfg.site, verdict.tags))
+        self._emit(position_record(ac, site, verdict.tags))
+
+    def _unlocated(self, ac: Aircraft, now: float) -> None:
+        """Mode S-only contacts: reported once, if not known to be above the ceiling."""
+        if self.analyst is None or not self.cfg.filter.enabled:
+            return
+        height = height_ft(ac, self.cfg.site)
+        if height is not None and height > self.cfg.filter.max_height_ft:
+            return
+        event = self.analyst.unlocated(ac, now)
+        if event is not None:
+            self._emit(event_record(event.kind, ac, self.cfg.site, event.ts, event.tags))
 
     def tick(self, now: float) -> None:
         """Expire silent aircraft; cheap to call on every frame."""
@@ -117,7 +159,10 @@ class Pipeline:
         self.decoder.forget(ac.icao)
         if self.limiter is not None:
             self.limiter.forget(ac.icao)
+        ending = self.analyst.end(ac, ts) if self.analyst is not None else []
         if ac.selected:
+            for ev in ending:
+                self._emit(event_record(ev.kind, ac, self.cfg.site, ev.ts, ev.tags))
             self._emit(event_record(TRACK_END, ac, self.cfg.site, ts, tuple(ac.tags)))
 
     def _emit(self, record: dict[str, Any]) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config import SiteConfig
-from agent.filter import distance_km, height_above_site_ft
+from agent.filter import distance_km, height_ft
+from agent.intel.classify import classify_callsign, squawk_meaning
 from agent.track import Aircraft
 
 SCHEMA_VERSION = 1
 
-# Event kinds this version emits (the schema lists the same set).
+# Event kinds beside agent.intel.events.EVENT_KINDS (the schema lists them all).
 TRACK_START = "track_start"
 TRACK_END = "track_end"
 EMERGENCY_SQUAWK = "emergency_squawk"
@@ -39,14 +40,19 @@ def position_record(ac: Aircraft, site: SiteConfig, tags: tuple[str, ...]) -> di
         "position_source": ac.position_source,
         "alt_baro_ft": ac.alt_baro_ft,
         "alt_gnss_ft": ac.alt_gnss_ft,
-        "height_above_site_ft": _round(height_above_site_ft(ac, site), 0),
+        "agl_ft": _round(height_ft(ac, site), 0),
+        "agl_source": ac.height.source if ac.height else "baro_std",
+        "agl_uncertainty_ft": ac.height.uncertainty_ft if ac.height else None,
+        "ground_source": ac.height.ground if ac.height else "site",
         "distance_km": _round(distance_km(ac, site), 2),
         "gs_kt": ac.gs_kt,
         "track_deg": ac.track_deg,
         "vrate_fpm": ac.vrate_fpm,
         "on_ground": ac.on_ground,
         "callsign": ac.callsign,
+        "callsign_kind": _callsign_kind(ac),
         "squawk": ac.squawk,
+        "squawk_meaning": squawk_meaning(ac.squawk),
         "category": ac.category,
         "country": ac.country,
         "signal_dbfs": _round(ac.signal_dbfs, 1),
@@ -70,11 +76,19 @@ def event_record(
         "lat": ac.lat,
         "lon": ac.lon,
         "alt_baro_ft": ac.alt_baro_ft,
+        "agl_ft": ac.height.agl_ft if ac.height else None,
+        "gs_kt": ac.gs_kt,
         "callsign": ac.callsign,
         "squawk": ac.squawk,
         "category": ac.category,
+        "country": ac.country,
         "tags": list(tags),
     }
+
+
+def _callsign_kind(ac: Aircraft) -> str | None:
+    cs = classify_callsign(ac.callsign)
+    return cs.kind if cs else None
 
 
 def topic_for(record: dict[str, Any], prefix: str) -> str:

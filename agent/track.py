@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.country import country_of
+
+if TYPE_CHECKING:
+    from agent.intel.height import Height
 
 # Silence after which an aircraft is forgotten; dump1090 uses 300 s for display,
 # but a low GA track lost for a minute is worth reporting as ended.
@@ -46,6 +49,7 @@ class Aircraft:
     category: str | None = None
     on_ground: bool | None = None
     geo_minus_baro_ft: int | None = None
+    height: Height | None = None  # above ground, set by the pipeline's height model
     selected: bool = False
     tags: list[str] = field(default_factory=list)
 

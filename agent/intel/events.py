@@ -1,0 +1,239 @@
+"""Per-track event detection: what a light aircraft *did*, in one line each.
+
+Events (each at most once per episode, with the tags that locate it):
+- `landing` / `takeoff`: ground contact after flight / flight after ground, tagged
+  with the configured strip, the known aerodrome, or `away_from_aerodromes`;
+- `low_pass`: down below LOW_PASS_AGL_FT at speed and up again without landing;
+- `loiter`: circling (>= 360 deg of turn) within LOITER_RADIUS_KM for LOITER_MIN_S;
+- `lost_low`: the track ended airborne below LOST_LOW_AGL_FT, well inside radio
+  coverage for that height: a landing out of sight or a transponder switched off;
+- `night_flight`: airborne with the sun below -6 deg at the aircraft;
+- `country_mismatch`: registration-like callsign of another state than the address;
+- `unlocated_contact`: heard for a while (Mode S only) but never located.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from agent.decode import haversine_km
+from agent.intel.aerodromes import Aerodromes
+from agent.intel.classify import classify_callsign, country_mismatch
+from agent.intel.geofence import Geofence, fences_at
+from agent.intel.sun import is_night
+from agent.track import Aircraft
+
+# Ground contact: this low and this slow (ADS-B from light aircraft seldom switches
+# to surface messages, so height and speed decide).
+GROUND_AGL_FT = 150.0
+GROUND_SPEED_KT = 70.0
+# Flight: above this height, or faster than GROUND_SPEED_KT.
+AIRBORNE_AGL_FT = 300.0
+LOW_PASS_AGL_FT = 500.0
+LOW_PASS_MIN_SPEED_KT = 30.0
+LOW_PASS_CLIMB_FT = 300.0  # back up this much above the lowest point
+LOST_LOW_AGL_FT = 1500.0
+# "Well inside coverage": closer than this share of the radio horizon for that height.
+COVERAGE_SHARE = 0.6
+LOITER_RADIUS_KM = 3.0
+LOITER_MIN_S = 180.0
+UNLOCATED_MIN_MESSAGES = 20
+UNLOCATED_MIN_S = 30.0
+# Height of the uncertainty above which a height is too vague for ground decisions.
+_TRUSTED_UNCERTAINTY_FT = 200.0
+
+LANDING = "landing"
+TAKEOFF = "takeoff"
+LOW_PASS = "low_pass"
+LOITER = "loiter"
+LOST_LOW = "lost_low"
+NIGHT_FLIGHT = "night_flight"
+COUNTRY_MISMATCH = "country_mismatch"
+UNLOCATED_CONTACT = "unlocated_contact"
+EVENT_KINDS = (
+    LANDING,
+    TAKEOFF,
+    LOW_PASS,
+    LOITER,
+    LOST_LOW,
+    NIGHT_FLIGHT,
+    COUNTRY_MISMATCH,
+    UNLOCATED_CONTACT,
+)
+
+
+def radio_horizon_km(antenna_m: float, height_ft: float) -> float:
+    """Line-of-sight range with standard refraction (4/3 Earth)."""
+    return 4.12 * (math.sqrt(max(antenna_m, 0.0)) + math.sqrt(max(height_ft, 0.0) * 0.3048))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    ts: float
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _State:
+    on_ground: bool | None = None
+    was_airborne: bool = False
+    low_min_agl: float | None = None  # lowest point of a pass in progress
+    prev_agl: float | None = None
+    turn_deg: float = 0.0
+    last_track: float | None = None
+    path: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=2000))
+    loitering: bool = False
+    once: set[str] = field(default_factory=set)
+
+
+class TrackAnalyst:
+    """Turns aircraft updates into events. Not thread-safe (pipeline thread only)."""
+
+    def __init__(
+        self,
+        site: tuple[float, float] | None,
+        antenna_m: float = 10.0,
+        fences: list[Geofence] | None = None,
+        aerodromes: Aerodromes | None = None,
+    ):
+        self.site = site
+        self.antenna_m = antenna_m
+        self.fences = fences or []
+        self.aerodromes = aerodromes
+        self._tracks: dict[str, _State] = {}
+
+    def place_tags(self, lat: float | None, lon: float | None) -> tuple[str, ...]:
+        """Where a point is: configured areas, the nearest known aerodrome, or neither."""
+        if lat is None or lon is None:
+            return ()
+        tags = [f"in:{f.name}" for f in fences_at(self.fences, lat, lon)]
+        if self.aerodromes is not None:
+            near = self.aerodromes.nearest(lat, lon)
+            tags.append(f"aerodrome:{near.code}" if near else "away_from_aerodromes")
+        return tuple(tags)
+
+    def update(self, ac: Aircraft, now: float, new_position: bool) -> list[Event]:
+        st = self._tracks.setdefault(ac.icao, _State())
+        events: list[Event] = []
+        self._identity(ac, st, now, events)
+        if not new_position or ac.lat is None or ac.lon is None:
+            return events
+        agl = ac.height.agl_ft if ac.height is not None else None
+        trusted = ac.height is not None and ac.height.uncertainty_ft <= _TRUSTED_UNCERTAINTY_FT
+        here = self.place_tags(ac.lat, ac.lon)
+        ground = self._on_ground(ac, agl if trusted else None)
+        if ground is not None:
+            if ground and st.on_ground is False and st.was_airborne:
+                events.append(Event(LANDING, now, here))
+            elif not ground and st.on_ground is True:
+                events.append(Event(TAKEOFF, now, here))
+            st.on_ground = ground
+            if not ground:
+                st.was_airborne = True
+        if ground:
+            st.low_min_agl = None  # it landed: what came before was an approach
+        elif trusted and agl is not None:
+            self._low_pass(ac, st, agl, now, here, events)
+        if "night" not in st.once and not ground and is_night(ac.lat, ac.lon, now):
+            st.once.add("night")
+            events.append(Event(NIGHT_FLIGHT, now, here))
+        self._loiter(ac, st, now, here, events)
+        return events
+
+    def _identity(self, ac: Aircraft, st: _State, now: float, events: list[Event]) -> None:
+        if "mismatch" not in st.once and ac.callsign:
+            cs = classify_callsign(ac.callsign)
+            if country_mismatch(cs, ac.country):
+                st.once.add("mismatch")
+                tags = (f"callsign_country:{cs.country}", f"address_country:{ac.country}")  # type: ignore[union-attr]
+                events.append(Event(COUNTRY_MISMATCH, now, tags))
+
+    @staticmethod
+    def _on_ground(ac: Aircraft, agl: float | None) -> bool | None:
+        if ac.on_ground is True and (ac.gs_kt is None or ac.gs_kt < GROUND_SPEED_KT):
+            return True
+        if agl is None:
+            return None if ac.on_ground is None else ac.on_ground
+        slow = ac.gs_kt is not None and ac.gs_kt < GROUND_SPEED_KT
+        if agl < GROUND_AGL_FT and slow:
+            return True
+        if agl > AIRBORNE_AGL_FT or not slow:
+            return False
+        return None  # in between: keep the previous state
+
+    def _low_pass(
+        self,
+        ac: Aircraft,
+        st: _State,
+        agl: float,
+        now: float,
+        here: tuple[str, ...],
+        events: list[Event],
+    ) -> None:
+        fast = ac.gs_kt is not None and ac.gs_kt >= LOW_PASS_MIN_SPEED_KT
+        came_down = st.low_min_agl is not None or (
+            st.prev_agl is not None and st.prev_agl >= LOW_PASS_AGL_FT
+        )
+        st.prev_agl = agl
+        if agl < LOW_PASS_AGL_FT and fast and came_down:  # a climb-out is not a pass
+            st.low_min_agl = agl if st.low_min_agl is None else min(st.low_min_agl, agl)
+        elif st.low_min_agl is not None and agl >= st.low_min_agl + LOW_PASS_CLIMB_FT:
+            if st.on_ground is not True:
+                tags = (*here, f"min_agl_ft:{round(st.low_min_agl)}")
+                events.append(Event(LOW_PASS, now, tags))
+            st.low_min_agl = None
+
+    def _loiter(
+        self, ac: Aircraft, st: _State, now: float, here: tuple[str, ...], events: list[Event]
+    ) -> None:
+        st.path.append((now, ac.lat, ac.lon))  # type: ignore[arg-type]
+        while st.path and now - st.path[0][0] > 2 * LOITER_MIN_S:
+            st.path.popleft()
+        if ac.track_deg is not None and st.last_track is not None:
+            d = (ac.track_deg - st.last_track + 540.0) % 360.0 - 180.0
+            st.turn_deg += d
+        st.last_track = ac.track_deg
+        span = now - st.path[0][0]
+        if span < LOITER_MIN_S:
+            return
+        lat0 = sum(p[1] for p in st.path) / len(st.path)
+        lon0 = sum(p[2] for p in st.path) / len(st.path)
+        within = all(haversine_km(lat0, lon0, p[1], p[2]) <= LOITER_RADIUS_KM for p in st.path)
+        circling = abs(st.turn_deg) >= 360.0
+        if within and circling and not st.loitering and not st.on_ground:
+            st.loitering = True
+            events.append(Event(LOITER, now, (*here, f"radius_km:{LOITER_RADIUS_KM:g}")))
+        elif not within:
+            st.loitering = False
+            st.turn_deg = 0.0
+
+    def unlocated(self, ac: Aircraft, now: float) -> Event | None:
+        """Once per track: a contact heard for a while that never gave a position."""
+        st = self._tracks.setdefault(ac.icao, _State())
+        if (
+            "unlocated" in st.once
+            or ac.lat is not None
+            or ac.messages < UNLOCATED_MIN_MESSAGES
+            or now - ac.first_seen < UNLOCATED_MIN_S
+        ):
+            return None
+        st.once.add("unlocated")
+        return Event(UNLOCATED_CONTACT, now, ("mode_s_only",))
+
+    def end(self, ac: Aircraft, now: float) -> list[Event]:
+        """Events at the end of a track (silence), then forget it."""
+        st = self._tracks.pop(ac.icao, None)
+        if st is None or ac.lat is None or ac.lon is None or ac.height is None:
+            return []
+        agl = ac.height.agl_ft
+        if st.on_ground is not False or agl >= LOST_LOW_AGL_FT:
+            return []
+        if self.site is not None:
+            dist = haversine_km(self.site[0], self.site[1], ac.lat, ac.lon)
+            if dist > COVERAGE_SHARE * radio_horizon_km(self.antenna_m, agl):
+                return []  # it may simply have flown out of range
+        tags = (*self.place_tags(ac.lat, ac.lon), f"last_agl_ft:{round(agl)}")
+        return [Event(LOST_LOW, now, tags)]
