@@ -96,7 +96,11 @@ class Decoder:
             return None
         fields = dict(result)  # pyModeS retro-fills dicts it returned earlier
         tc = fields.get("typecode")
-        if tc in _AIRBORNE_POSITION_TCS and "cpr_lat" in fields:
+        if (
+            tc in _AIRBORNE_POSITION_TCS
+            and fields.get("cpr_format") in (0, 1)
+            and fields.get("cpr_lat") is not None
+        ):
             self._position(fields, frame.rx_time)
         elif tc in _SURFACE_POSITION_TCS and fields.get("latitude") is not None:
             fields["position_source"] = "cpr_surface"

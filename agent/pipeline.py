@@ -87,7 +87,24 @@ class Pipeline:
         self._health_at = time.monotonic()
 
     def handle(self, frame: Frame) -> None:
-        """Take one received frame through every stage."""
+        """Take one received frame through every stage.
+
+        A frame that trips a bug in a stage is counted and logged (the first, then every
+        1000th), never allowed to stop the daemon: one odd frame must not end the feed.
+        """
+        try:
+            self._handle(frame)
+        except Exception:
+            self.counts["frame_errors"] += 1
+            if self.counts["frame_errors"] % 1000 == 1:
+                log.exception(
+                    "frame %s from %s failed in the pipeline (%d so far); it is skipped",
+                    frame.hex,
+                    frame.source,
+                    self.counts["frame_errors"],
+                )
+
+    def _handle(self, frame: Frame) -> None:
         self.counts["frames"] += 1
         if self.dedup.is_duplicate(frame):
             return
@@ -174,6 +191,7 @@ class Pipeline:
                 record["icao"],
                 record["callsign"] or "-",
                 f" at {record['lat']:.4f},{record['lon']:.4f}" if record["lat"] is not None else "",
+                extra={"ADSB_EVENT": record["event"], "ADSB_ICAO": record["icao"]},  # journal
             )
         for pub in self.publishers:
             pub.publish(record)

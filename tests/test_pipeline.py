@@ -55,3 +55,27 @@ def test_several_sources_run_in_reader_threads_until_all_end():
     run_sources(sources, pipeline, threading.Event())
     assert pipeline.counts["frames"] == 2 * 239  # far apart in time: no duplicates
     assert "frames_dropped_queue_full" not in pipeline.counts
+
+
+def test_a_frame_that_breaks_a_stage_is_counted_and_the_feed_goes_on(caplog):
+    pipeline, out = _pipeline()
+    frames = _recording("dongle")
+    pipeline.decoder.decode = _explode_once(pipeline.decoder.decode)  # a stage with a bug
+    for f in frames:
+        pipeline.handle(f)
+    assert pipeline.counts["frame_errors"] == 1
+    assert "failed in the pipeline" in caplog.text
+    assert pipeline.counts["frames"] == 239
+    assert any(r["type"] == "position" for r in _records(out))
+
+
+def _explode_once(decode):
+    state = {"done": False}
+
+    def wrapped(frame):
+        if not state["done"]:
+            state["done"] = True
+            raise TypeError("unsupported operand")
+        return decode(frame)
+
+    return wrapped
