@@ -4,6 +4,10 @@
     file:PATH?format=uc8|sc16|beast|avr&rate=2.4e6   (PATH '-' is standard input)
     beast://host:port    Beast binary client (readsb/dump1090 port 30005)
     avr://host:port      AVR text client (port 30002)
+    rtlsdr://[serial-or-index]?rate=2.4e6&gain=auto|adaptive|DB&ppm=N&biastee=0|1
+                         local RTL-SDR dongle via pyrtlsdr (extra: adsb-agent[rtlsdr])
+    rtltcp://host:port?rate=..&gain=..&ppm=..&biastee=..   rtl_tcp server (port 1234)
+    serial:///dev/serial/by-id/...?format=beast|avr&baud=N&rtscts=0|1   serial receiver
 """
 
 from __future__ import annotations
@@ -81,4 +85,36 @@ def open_source(url: str, *, start_time: float = 0.0) -> Source:
         from agent.sources.avr import AvrTcpSource
 
         return AvrTcpSource(host, port or 30002, name=url)
+    if parts.scheme in ("rtlsdr", "rtltcp", "serial"):
+        return _open_hardware_source(url, start_time=start_time)
     raise SourceError(f"{url}: unknown source scheme {parts.scheme!r}")
+
+
+def _open_hardware_source(url: str, *, start_time: float = 0.0) -> Source:
+    """rtlsdr://, rtltcp:// and serial:// (live inputs: start_time does not apply)."""
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.scheme == "rtlsdr":
+        from agent.sources.rtlsdr import RtlSdrSource, parse_device, parse_tuner_options
+
+        options = parse_tuner_options(url, query)
+        return RtlSdrSource(parse_device(unquote(parts.netloc)), options, name=url)
+    if parts.scheme == "rtltcp":
+        from agent.sources.rtlsdr import parse_tuner_options
+        from agent.sources.rtltcp import RtlTcpSource
+
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            raise SourceError(f"{url}: bad port") from None
+        if not host:
+            raise SourceError(f"{url}: no host")
+        return RtlTcpSource(host, port or 1234, parse_tuner_options(url, query), name=url)
+    from agent.sources.serial_port import SerialSource, parse_serial_options
+
+    path = unquote(parts.path)
+    if parts.netloc or not path:
+        raise SourceError(f"{url}: expected serial:///dev/... (three slashes, absolute path)")
+    return SerialSource(path, **parse_serial_options(url, query), name=url)

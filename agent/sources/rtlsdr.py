@@ -1,0 +1,503 @@
+"""A live RTL-SDR dongle through pyrtlsdr: 1090 MHz UC8 samples into the demodulator.
+
+    rtlsdr://[serial-or-index]?rate=2.4e6&gain=auto|adaptive|DB&ppm=N&biastee=0|1
+
+Threads: librtlsdr's asynchronous reader runs in a thread of its own (`SdrReader`) and
+calls back with a buffer it reuses, so each buffer is copied into a bounded queue; the
+thread iterating `frames()` takes buffers from the queue and demodulates them. When the
+consumer falls behind, new buffers are dropped and counted (`buffers_dropped`,
+`samples_dropped`): the reader never blocks, so librtlsdr never overruns silently inside
+libusb, and the loss is visible in the counters.
+
+Unplugging: the async reader simply returns (librtlsdr sees its USB transfers fail and
+stops), sync calls raise LibUSBError (an OSError). Either way the device is closed and
+reopened with backoff (reopen.Reopener) until it is back, without restarting the process;
+a device chosen by serial number is looked up again on every open, so a dongle moved to
+another USB port is found. A reader that delivers nothing for `stall_s` is treated as
+wedged and reopened too (dump1090 exits in that case; a reopen usually suffices).
+
+Receive times: the demodulator counts samples from a start time; that start is anchored
+on the wall clock when the first buffer arrives and re-anchored (`clock_resync`) when the
+sample count and the clock disagree by more than MAX_SKEW_S (dropped buffers, a reopen,
+crystal drift). Frame times never go backwards.
+
+librtlsdr: pyrtlsdr 0.4+ binds functions Debian's librtlsdr 0.6 lacks (AttributeError at
+import); pyrtlsdrlib ships a build pyrtlsdr loads first. `load_pyrtlsdr` turns every
+loading failure into one SourceError saying what to install. ADSB_AGENT_LIBRTLSDR names a
+specific librtlsdr file to use instead (e.g. the RTL-SDR Blog fork for V4 dongles; the
+tests point it at their fake library).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import types
+from collections import Counter
+from collections.abc import Generator, Iterator, Mapping
+from typing import Any
+
+from agent.demod import Demodulator
+from agent.demod.iq import uc8_to_mag
+from agent.errors import SourceError
+from agent.frame import Frame
+from agent.sources import parse_rate
+from agent.sources.gain import AdaptiveGain, GainStep
+from agent.sources.reopen import Reopener
+from agent.sources.stream import Clock
+
+log = logging.getLogger("agent.sources.rtlsdr")
+
+ENV_LIBRTLSDR = "ADSB_AGENT_LIBRTLSDR"
+INSTALL_HINT = (
+    "install the RTL-SDR extra: pip install 'adsb-agent[rtlsdr]' (pyrtlsdr with "
+    "pyrtlsdrlib's librtlsdr, x86-64 and aarch64); elsewhere (32-bit ARM): "
+    "apt-get install librtlsdr0 and pip install 'pyrtlsdr>=0.3,<0.4' "
+    "(pyrtlsdr 0.4+ needs functions Debian's librtlsdr 0.6 lacks)"
+)
+ADSB_FREQ_HZ = 1_090_000_000
+# librtlsdr's own default transfer size (16 x 32 x 512 bytes): 54.6 ms at 2.4 MS/s.
+DEFAULT_BUF_BYTES = 262_144
+# Buffers queued between reader and demodulator: 32 x 54.6 ms = 1.7 s, 8 MiB.
+DEFAULT_QUEUE_BUFFERS = 32
+# A reader silent this long is wedged (a dongle streams continuously).
+DEFAULT_STALL_S = 5.0
+# Sample clock vs wall clock disagreement that triggers a re-anchor (seconds).
+MAX_SKEW_S = 0.25
+# How long the consumer waits for a buffer before looking at `stop` again.
+POLL_S = 0.25
+# How long a cancelled reader may take to return before it is declared stuck.
+JOIN_S = 5.0
+# librtlsdr_open error codes worth a hint (libusb: -3 access denied, -6 busy).
+_OPEN_HINTS = {
+    -3: "permission denied: add a udev rule (idVendor 0bda, idProduct 2838) for plugdev",
+    -6: "device busy: the DVB driver holds it (blacklist dvb_usb_rtl28xxu) or another "
+    "program (rtl_tcp, dump1090) has it open",
+}
+
+_loaded: types.ModuleType | None = None
+
+
+def load_pyrtlsdr() -> types.ModuleType:
+    """Import pyrtlsdr (once) bound to a working librtlsdr; SourceError says what to install.
+
+    With ADSB_AGENT_LIBRTLSDR set, that file is loaded and handed to pyrtlsdr through
+    its pyrtlsdrlib hook (pyrtlsdr asks `pyrtlsdrlib.load_librtlsdr()` first), so no
+    other librtlsdr on the machine can be picked by accident.
+
+    Raises:
+        SourceError: pyrtlsdr missing, no librtlsdr, or a librtlsdr too old for it.
+    """
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    path = os.environ.get(ENV_LIBRTLSDR)
+    try:
+        if path:
+            dll = ctypes.CDLL(path)
+            shim = types.ModuleType("pyrtlsdrlib")
+            shim.load_librtlsdr = lambda: dll  # type: ignore[attr-defined]
+            saved = sys.modules.get("pyrtlsdrlib")
+            sys.modules["pyrtlsdrlib"] = shim
+            try:
+                import rtlsdr
+            finally:
+                if saved is None:
+                    del sys.modules["pyrtlsdrlib"]
+                else:
+                    sys.modules["pyrtlsdrlib"] = saved
+            if getattr(rtlsdr.librtlsdr, "_name", path) != path:
+                log.warning("pyrtlsdr was already bound to %s; %s ignored", rtlsdr, path)
+        else:
+            import rtlsdr
+    except ImportError as err:
+        what = "pyrtlsdr is not installed" if err.name == "rtlsdr" else f"no librtlsdr ({err})"
+        raise SourceError(f"cannot load the RTL-SDR driver: {what}; {INSTALL_HINT}") from None
+    except AttributeError as err:
+        raise SourceError(
+            f"cannot load the RTL-SDR driver: the librtlsdr found is too old for this "
+            f"pyrtlsdr ({err}); {INSTALL_HINT}"
+        ) from None
+    except OSError as err:
+        raise SourceError(f"cannot load the RTL-SDR driver: {err}; {INSTALL_HINT}") from None
+    _loaded = rtlsdr
+    return rtlsdr
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TunerOptions:
+    """Settings shared by rtlsdr:// and rtltcp:// (parsed from the URL query).
+
+    Attributes:
+        rate: 2.0e6 or 2.4e6 samples per second.
+        gain: "auto" (tuner AGC), "adaptive" (gain.AdaptiveGain) or a gain in dB,
+            snapped to the nearest the tuner offers.
+        ppm: frequency correction of the dongle's crystal.
+        biastee: power for an LNA on the antenna port; None leaves it as it is (an LNA
+            powered by other means must not be switched off by a default).
+    """
+
+    rate: float = 2.4e6
+    gain: str | float = "auto"
+    ppm: int = 0
+    biastee: bool | None = None
+
+
+def parse_tuner_options(url: str, query: Mapping[str, str]) -> TunerOptions:
+    """TunerOptions from a URL query; SourceError names the bad option."""
+    unknown = set(query) - {"rate", "gain", "ppm", "biastee"}
+    if unknown:
+        raise SourceError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}")
+    rate = parse_rate(query.get("rate", "2.4e6"))
+    text = query.get("gain", "auto").strip().lower()
+    gain: str | float
+    if text in ("auto", "adaptive"):
+        gain = text
+    else:
+        try:
+            gain = float(text)
+        except ValueError:
+            raise SourceError(f"{url}: gain {text!r}: expected auto, adaptive or dB") from None
+        if not 0.0 <= gain <= 60.0:
+            raise SourceError(f"{url}: gain {gain:g} dB out of range 0-60")
+    try:
+        ppm = int(query.get("ppm", "0"))
+    except ValueError:
+        raise SourceError(f"{url}: ppm {query['ppm']!r} is not an integer") from None
+    if not -1000 <= ppm <= 1000:
+        raise SourceError(f"{url}: ppm {ppm} out of range -1000..1000")
+    biastee: bool | None = None
+    if "biastee" in query:
+        flag = query["biastee"].strip().lower()
+        if flag not in ("0", "1", "true", "false", "on", "off"):
+            raise SourceError(f"{url}: biastee {flag!r}: expected 0 or 1")
+        biastee = flag in ("1", "true", "on")
+    return TunerOptions(rate=rate, gain=gain, ppm=ppm, biastee=biastee)
+
+
+def snap_gain(gain_db: float, gains_db: list[float]) -> float:
+    """The tuner gain nearest to `gain_db` (pyrtlsdr snaps the same way)."""
+    return min(gains_db, key=lambda g: abs(g - gain_db))
+
+
+class LiveIq:
+    """Live UC8 bytes -> frames with wall-clock receive times, plus adaptive-gain input.
+
+    Shared by the RTL-SDR and rtl_tcp sources. One Demodulator lives as long as the
+    source (its verifier remembers confirmed addresses across reopens); what is fed
+    after a gap is just a later block, re-anchored in time. Not thread-safe.
+
+    Args:
+        rate: samples per second.
+        name: source name on frames.
+        clock: wall clock (injectable).
+        max_skew_s: re-anchor when sample time and arrival time differ by more.
+    """
+
+    def __init__(self, rate: float, name: str, clock: Clock, max_skew_s: float = MAX_SKEW_S):
+        self.demod = Demodulator(rate, source=name)
+        self.counts: Counter[str] = self.demod.counts
+        self.rate = rate
+        self.clock = clock
+        self.max_skew_s = max_skew_s
+        self.gain: AdaptiveGain | None = None
+        self._fed = 0  # samples given to the demodulator
+        self._anchored = False
+        self._last_time = float("-inf")
+        self._pending = b""
+
+    def restart(self) -> None:
+        """A new stream (reopen, reconnect): re-anchor time on its first block."""
+        self._anchored = False
+        self._pending = b""
+        if self.gain is not None:
+            self.gain.restart(self._fed / self.rate)
+
+    def feed(self, data: bytes, arrival: float) -> tuple[list[Frame], GainStep | None]:
+        """Frames decided after `data` (UC8) that ended arriving at `arrival` (wall time)."""
+        if self._pending:
+            data = self._pending + data
+        usable = len(data) & ~1
+        self._pending = data[usable:]
+        if not usable:
+            return [], None
+        n = usable // 2
+        expected_end = self.demod.start_time + (self._fed + n) / self.rate
+        skew = arrival - expected_end
+        if not self._anchored or abs(skew) > self.max_skew_s:
+            if self._anchored:
+                self.counts["clock_resync"] += 1
+            self.demod.start_time += skew
+            self._anchored = True
+        self._fed += n
+        self.counts["samples"] += n
+        frames = self.demod.process(uc8_to_mag(memoryview(data)[:usable]))
+        out = []
+        for f in frames:
+            if f.rx_time < self._last_time:  # a backward re-anchor: keep time monotonic
+                f = dataclasses.replace(f, rx_time=self._last_time)
+            self._last_time = f.rx_time
+            out.append(f)
+        step = None
+        if self.gain is not None:
+            levels = (f.signal_dbfs for f in out)
+            step = self.gain.observe(levels, self.demod.noise_floor_dbfs, self._fed / self.rate)
+        return out, step
+
+
+@dataclasses.dataclass(slots=True)
+class _Session:
+    """One open device and its reader thread."""
+
+    sdr: Any
+    buffers: queue.Queue[tuple[bytes, float]]
+    done: threading.Event
+    thread: threading.Thread | None = None
+    end_reason: str = "the async reader returned (device unplugged?)"
+
+
+class RtlSdrSource:
+    """A Source over a local RTL-SDR dongle; reopens it until `stop` is set.
+
+    Counters (in `counts`, shared with the demodulator's): buffers, buffers_dropped,
+    samples_dropped (queue full: consumer too slow), samples, opens, open_failed,
+    device_lost, stalls (no buffer for stall_s), gain_changes, clock_resync, plus the
+    demodulator's (preambles, accepted_df17, ...). `buffers` and the two drop counters are
+    written by the reader thread only, the rest by the consuming thread.
+
+    Args:
+        device: serial number (str) or index (int); None is index 0.
+        options: rate, gain, ppm, bias-tee.
+        name: source name on frames and logs (default 'rtlsdr://device').
+        buf_bytes: bytes per async transfer (a multiple of 512).
+        queue_buffers: buffers held between reader and demodulator.
+        stall_s: reopen when no buffer arrived for this long.
+        backoff_min, backoff_max: reopen backoff (reopen.Reopener).
+        clock: wall clock for receive times.
+    Raises:
+        SourceError: bad settings, or pyrtlsdr/librtlsdr cannot be loaded (at once,
+            not later in a thread).
+    """
+
+    def __init__(
+        self,
+        device: str | int | None = None,
+        options: TunerOptions | None = None,
+        *,
+        name: str | None = None,
+        buf_bytes: int = DEFAULT_BUF_BYTES,
+        queue_buffers: int = DEFAULT_QUEUE_BUFFERS,
+        stall_s: float = DEFAULT_STALL_S,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+        clock: Clock = time.time,
+    ):
+        if buf_bytes < 512 or buf_bytes % 512:
+            raise SourceError("buf_bytes must be a positive multiple of 512")
+        if queue_buffers < 1:
+            raise SourceError("queue_buffers must be >= 1")
+        self.device = 0 if device is None else device
+        self.options = options or TunerOptions()
+        self.name = name or f"rtlsdr://{self.device}"
+        self.buf_bytes = buf_bytes
+        self.queue_buffers = queue_buffers
+        self.stall_s = stall_s
+        self.backoff = (backoff_min, backoff_max)
+        self.clock = clock
+        self._rtlsdr = load_pyrtlsdr()
+        self.live = LiveIq(self.options.rate, self.name, clock)
+        self.counts: Counter[str] = self.live.counts
+        # The gain the device is at (dB), or "auto"; kept across reopens.
+        self.gain_db: float | None = None
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Frames from the dongle, reopening it as needed; returns only when `stop` is set."""
+        reopen = Reopener(
+            self.name,
+            stop,
+            log,
+            self.counts,
+            backoff_min=self.backoff[0],
+            backoff_max=self.backoff[1],
+        )
+        while not stop.is_set():
+            try:
+                sdr, detail = self._open()
+            except OSError as err:
+                if not reopen.open_failed(_describe(err)):
+                    return
+                continue
+            reopen.opened(detail)
+            self.live.restart()
+            before = self.counts["buffers"]
+            reason = yield from self._stream(sdr, stop)
+            if reason is None:
+                return
+            if not reopen.lost(reason, delivered=self.counts["buffers"] > before):
+                return
+
+    def _open(self) -> tuple[Any, str]:
+        """Open and configure the device; OSError (LibUSBError) when it is not usable."""
+        rtl = self._rtlsdr.RtlSdr
+        if isinstance(self.device, str):
+            index = rtl.get_device_index_by_serial(self.device)
+        else:
+            index = self.device
+        sdr = rtl(device_index=index)
+        try:
+            o = self.options
+            sdr.sample_rate = o.rate
+            sdr.center_freq = ADSB_FREQ_HZ
+            if o.ppm:  # librtlsdr refuses (-2) a correction equal to the current one
+                sdr.freq_correction = o.ppm
+            gains = list(sdr.valid_gains_db)
+            gain_text = self._apply_initial_gain(sdr, gains)
+            if o.biastee is not None:
+                sdr.set_bias_tee(o.biastee)
+        except BaseException:
+            sdr.close()
+            raise
+        detail = f"index {index}, {o.rate / 1e6:g} MS/s, gain {gain_text}, ppm {o.ppm}" + (
+            "" if o.biastee is None else f", bias-tee {'on' if o.biastee else 'off'}"
+        )
+        return sdr, detail
+
+    def _apply_initial_gain(self, sdr: Any, gains: list[float]) -> str:
+        gain = self.options.gain
+        if gain == "auto" or not gains:
+            sdr.gain = "auto"
+            self.gain_db = None
+            return "auto (tuner AGC)"
+        if gain == "adaptive":
+            if self.live.gain is None:
+                self.live.gain = AdaptiveGain(gains)
+            self.gain_db = self.live.gain.gain_db
+            sdr.gain = self.gain_db
+            return f"adaptive, starting at {self.gain_db:g} dB"
+        self.gain_db = snap_gain(float(gain), gains)
+        sdr.gain = self.gain_db
+        asked = "" if self.gain_db == gain else f" (asked {float(gain):g})"
+        return f"{self.gain_db:g} dB{asked}"
+
+    def _stream(self, sdr: Any, stop: threading.Event) -> Generator[Frame, None, str | None]:
+        """Frames from one open device; returns why it ended, None when `stop` was set."""
+        session = _Session(sdr, queue.Queue(maxsize=self.queue_buffers), threading.Event())
+        session.thread = threading.Thread(
+            target=self._read, args=(session, stop), name="SdrReader", daemon=True
+        )
+        session.thread.start()
+        last_buffer = time.monotonic()
+        reason: str | None = None
+        try:
+            while True:
+                try:
+                    data, arrival = session.buffers.get(timeout=POLL_S)
+                except queue.Empty:
+                    if stop.is_set():
+                        return None
+                    if session.done.is_set():
+                        reason = session.end_reason
+                        return reason
+                    if time.monotonic() - last_buffer > self.stall_s:
+                        self.counts["stalls"] += 1
+                        reason = f"no samples for {self.stall_s:g} s (wedged?)"
+                        return reason
+                    continue
+                last_buffer = time.monotonic()
+                frames, step = self.live.feed(data, arrival)
+                if step is not None:
+                    self._set_gain(sdr, step)
+                yield from frames
+                if stop.is_set():
+                    return None
+        finally:
+            self._end(session, stopping=reason is None)
+
+    def _read(self, session: _Session, stop: threading.Event) -> None:
+        """SdrReader thread: librtlsdr's async loop, copying each buffer into the queue."""
+        counts = self.counts
+        put = session.buffers.put_nowait
+        sdr = session.sdr
+
+        def on_buffer(buf: Any, _context: object) -> None:
+            counts["buffers"] += 1
+            if stop.is_set():  # shutting down: the rest is not wanted, not lost
+                _cancel(sdr)
+                return
+            try:
+                put((bytes(buf), self.clock()))  # copy: librtlsdr reuses the buffer
+            except queue.Full:
+                counts["buffers_dropped"] += 1
+                counts["samples_dropped"] += len(buf) // 2
+
+        try:
+            sdr.read_bytes_async(on_buffer, num_bytes=self.buf_bytes)
+        except OSError as err:
+            session.end_reason = f"async read failed: {_describe(err)}"
+        except Exception as err:  # the reader must always report its end
+            session.end_reason = f"async read failed: {err!r}"
+        finally:
+            session.done.set()
+
+    def _set_gain(self, sdr: Any, step: GainStep) -> None:
+        try:
+            sdr.gain = step.gain_db
+        except OSError as err:  # the device is going away; the reader will notice
+            log.debug("%s: cannot set gain: %s", self.name, _describe(err))
+            return
+        self.gain_db = step.gain_db
+        self.counts["gain_changes"] += 1
+        log.info("%s: gain %g dB (%s)", self.name, step.gain_db, step.reason)
+
+    def _end(self, session: _Session, *, stopping: bool) -> None:
+        """Stop the reader, wait for it, close the device (also on generator close)."""
+        thread = session.thread
+        if thread is not None and thread.is_alive():
+            _cancel(session.sdr)
+            thread.join(JOIN_S)
+            if thread.is_alive():
+                raise SourceError(
+                    f"{self.name}: the USB reader did not stop within {JOIN_S:g} s; "
+                    "giving up so that the service manager restarts the agent"
+                )
+        try:
+            session.sdr.close()
+        except OSError as err:
+            log.debug("%s: close: %s", self.name, _describe(err))
+        if stopping:
+            log.info("%s: closed", self.name)
+
+
+def _cancel(sdr: Any) -> None:
+    try:
+        sdr.cancel_read_async()
+    except OSError:  # not running any more (unplugged): nothing to cancel
+        pass
+
+
+def _describe(err: OSError) -> str:
+    """A LibUSBError or OSError as one line, with a hint for the usual field problems."""
+    code = getattr(err, "errno", None)
+    hint = _OPEN_HINTS.get(code) if isinstance(code, int) else None
+    text = str(err) or type(err).__name__
+    return f"{text} ({hint})" if hint else text
+
+
+def parse_device(netloc: str) -> str | int | None:
+    """Device from the URL host part: '' -> None (index 0), 1-2 digits -> index, else serial.
+
+    Serial numbers are often all digits ('00000001' is the factory default), so only a
+    short number is an index; set distinct serials with rtl_eeprom -s and use those:
+    an index changes when dongles are replugged in another order, a serial does not.
+    """
+    if not netloc:
+        return None
+    if netloc.isdigit() and len(netloc) <= 2:
+        return int(netloc)
+    return netloc
