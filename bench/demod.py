@@ -1,20 +1,32 @@
 """Benchmark: our demodulator beside Debian's dump1090-mutability on the same IQ stream.
 
     python bench/demod.py [--seconds 10] [--file shared/data/iq/modes1_2400.uc8]
+                          [--frames 1000] [--no-sweep]
 
 A real 2.4 MS/s UC8 capture is repeated to about `--seconds` of IQ and written once to a
 temporary file. Our demodulator runs in this process (CPU from getrusage(RUSAGE_SELF)
 around the demodulation only: reading, magnitude and frames, not interpreter start-up);
 dump1090-mutability runs as a child reading the same bytes on stdin (`--ifile - --raw`,
 CPU from RUSAGE_CHILDREN, its whole run). Prints frames by DF, CPU seconds per IQ
-second, the ratio, and peak RSS for each. Plain text, one section per measurement, so
-further measurements (e.g. an SNR sweep) are one more function and one more call.
+second, the ratio, and peak RSS for each. Plain text, one section per measurement.
+
+The SNR sweep (bench/bursts.py: band-limited DF17 bursts, 150-350 us gaps, constant
+noise floor) runs at 2.4 and 2.0 MS/s from 0 to 20 dB with `--frames` frames per level,
+with 1-bit and 2-bit repair, and dump1090-mutability (--fix) on the same 2.4 MS/s
+streams as a calibration of the generator against a C demodulator. Any emitted frame
+that was not sent is false; a noise-only stretch at each rate counts those on their own.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+
+# BLAS (used by the demodulator's small matrix products) must stay on one thread: the
+# products are far too small to gain from threads, and idle BLAS threads spinning on a
+# busy 2-core machine show up as CPU time. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import re
 import resource
 import shutil
@@ -29,7 +41,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
+
+from agent.demod import Demodulator  # noqa: E402
+from agent.demod.iq import uc8_to_mag  # noqa: E402
 from agent.sources.iq import IqFileSource  # noqa: E402
+from bench import bursts  # noqa: E402
 
 RATE = 2.4e6
 DEFAULT_FILE = Path(os.environ.get("ADSB_AGENT_SHARED", REPO.parent / "shared")) / (
@@ -120,10 +137,110 @@ def report_cpu(results: list[Result]) -> None:
         print(f"ratio {results[0].name} / {results[1].name}: {ratio:.2f}x CPU")
 
 
+SWEEP_DB = tuple(range(21))
+SWEEP_RATES = (2_400_000, 2_000_000)
+NOISE_SECONDS = 2.0  # noise-only stretch per rate for the false-frame count
+
+
+@dataclass
+class Column:
+    """Recovered share per SNR level for one decoder configuration."""
+
+    name: str
+    recovered: dict[int, float] = field(default_factory=dict)
+    false: int = 0
+    sent: int = 0
+
+    def threshold(self, share: float) -> str:
+        """Lowest SNR (dB, interpolated between levels) at which `share` is reached."""
+        levels = sorted(self.recovered)
+        for lo, hi in itertools.pairwise(levels):
+            a, b = self.recovered[lo], self.recovered[hi]
+            if a < share <= b:
+                return f"{lo + (share - a) / (b - a) * (hi - lo):.1f}"
+        if levels and self.recovered[levels[0]] >= share:
+            return f"<={levels[0]}"
+        return "never"
+
+
+def _ours(raw: bytes, rate: int, repair_bits: int) -> list[tuple[bytes, float]]:
+    mag = uc8_to_mag(raw)
+    demod = Demodulator(rate, repair_bits=repair_bits)
+    out = []
+    for i in range(0, mag.size, 262144):
+        out += demod.process(mag[i : i + 262144])
+    out += demod.flush()
+    return [(f.msg, f.rx_time * rate) for f in out]
+
+
+def _dump1090(raw: bytes) -> list[tuple[bytes, float]] | None:
+    exe = shutil.which(DUMP1090) or f"/usr/bin/{DUMP1090}"
+    if not Path(exe).exists():
+        return None
+    proc = subprocess.run(
+        [exe, "--ifile", "-", "--raw", "--fix"], input=raw, capture_output=True, check=False
+    )
+    return [(bytes.fromhex(h.decode()), -1.0) for h in _HEX.findall(proc.stdout)]
+
+
+def _score(col: Column, db: int, got: list[tuple[bytes, float]], sent: list) -> None:
+    when = {b.msg: b.start for b in sent}
+    hit = {m for m, t in got if m in when and (t < 0 or abs(t - when[m]) < 3)}
+    col.recovered[db] = len(hit) / len(sent)
+    col.false += sum(1 for m, _ in got if m not in when)
+    col.sent += len(sent)
+
+
+def sweep(frames: int, seed: int = 1090) -> list[Column]:
+    """Recovered share per SNR level at both rates, for each decoder configuration."""
+    rng = np.random.default_rng(seed)
+    cols: list[Column] = []
+    for rate in SWEEP_RATES:
+        tag = f"{rate / 1e6:.1f}"
+        mine = {k: Column(f"ours {tag} {k}-bit") for k in (1, 2)}
+        ref = Column(f"{DUMP1090} {tag} --fix") if rate == 2_400_000 else None
+        clean = bursts.clean(rng, rate, frames)
+        for db in SWEEP_DB:
+            raw = bursts.at_snr(rng, clean, db)
+            for k, col in mine.items():
+                _score(col, db, _ours(raw, rate, k), clean.bursts)
+            if ref is not None:
+                theirs = _dump1090(raw)
+                if theirs is None:
+                    ref = None
+                else:
+                    _score(ref, db, theirs, clean.bursts)
+        noise = bursts.noise(rng, int(NOISE_SECONDS * rate))
+        for k, col in mine.items():
+            col.false += len(_ours(noise, rate, k))
+        cols += [*mine.values(), *([ref] if ref is not None else [])]
+    return cols
+
+
+def report_sweep(cols: list[Column], frames: int) -> None:
+    print(f"== SNR sweep: {frames} band-limited DF17 bursts per level, % recovered ==")
+    print(
+        f"(noise {bursts.NOISE_SIGMA} ADC units per I/Q component, low-pass cut-off "
+        f"{bursts.CUTOFF} x rate, gaps 150-350 us; + {NOISE_SECONDS:.0f} s noise-only "
+        "per rate for false frames)"
+    )
+    width = max(len(c.name) for c in cols) + 1
+    print("SNR dB " + "".join(f"{c.name:>{width}}" for c in cols))
+    for db in SWEEP_DB:
+        row = "".join(f"{100 * c.recovered.get(db, 0):>{width}.1f}" for c in cols)
+        print(f"{db:>6} {row}")
+    for share in (0.5, 0.9, 0.99):
+        print(f"{int(share * 100):>5}% " + "".join(f"{c.threshold(share):>{width}}" for c in cols))
+    print("false  " + "".join(f"{c.false:>{width}}" for c in cols))
+    print("sent   " + "".join(f"{c.sent:>{width}}" for c in cols))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="IQ seconds to process")
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="2.4 MS/s UC8 capture")
+    ap.add_argument("--frames", type=int, default=1000, help="bursts per SNR level")
+    ap.add_argument("--no-sweep", action="store_true", help="skip the SNR sweep")
     args = ap.parse_args(argv)
     if not args.file.exists():
         print(f"bench: {args.file} not found (set ADSB_AGENT_SHARED)", file=sys.stderr)
@@ -139,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results.append(theirs)
         report_cpu(results)
+    if not args.no_sweep:
+        report_sweep(sweep(args.frames), args.frames)
     return 0
 
 

@@ -1,12 +1,15 @@
 """Magnitude blocks in, verified Mode S frames out.
 
 Work per block, cheapest first so that per-candidate Python only ever sees a handful:
-    1. preamble.screen   every sample, a few shifted-array operations
-    2. preamble.score    survivors x phases: preamble SNR against its own quiet half-bits
-    3. slicer (5 bits)   downlink format must be one the verifier can accept
-    4. slicer (112 bits) + vectorised CRC syndromes -> clean / repairable / address-parity
-    5. Python, in time order, over the few plausible candidates: overlap resolution,
-       1-bit repair, and the shared FrameVerifier as the final gate.
+    1. preamble.screen        every sample: ~15 shifted-array ops, phase-agnostic
+    2. preamble.phase_scores  survivors: one matrix product -> SNR of all phases,
+                              plus the noise-floor test
+    3. slicer (first block)   downlink format of every phase must be acceptable
+    4. slicer (all blocks)    every bit of every phase (one matrix product), vectorised
+                              CRC syndromes and classes; the best decode per preamble
+                              cluster (class, then mean bit margin)
+    5. Python, in time order, over those few: overlap resolution, 1-bit (optionally
+       2-bit) repair, and the shared FrameVerifier as the final gate.
 
 Blocks are joined with a carried-over tail long enough that every reply, and every
 candidate that could overlap it, is seen whole in one buffer; decisions are only taken
@@ -21,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from agent import crc
 from agent.demod import preamble, slicer
@@ -54,14 +58,69 @@ NOISE_WINDOW = 1024
 FLOOR_RANK = 8
 
 # Candidate classes, best first when two candidates overlap (higher wins).
-CLEAN_ES = 4  # DF17/18 with syndrome 0
-CLEAN_DF11 = 3  # DF11 with syndrome 0
-REPAIRED = 2  # DF11/17/18 after a 1-bit syndrome repair
+CLEAN_ES = 5  # DF17/18 with syndrome 0
+CLEAN_DF11 = 4  # DF11 with syndrome 0
+REPAIRED = 3  # DF11/17/18 after a 1-bit syndrome repair
+REPAIRED2 = 2  # DF17/18 after a 2-bit repair (only with repair_bits=2)
 ADDRESSED = 1  # address/parity formats (and DF11 with an IID) from a known address
 INVALID = 0
 
 _REPAIR = {bits: crc.single_bit_syndromes(bits) for bits in (SHORT_BITS, LONG_BITS)}
 _REPAIR_KEYS = {bits: np.array(sorted(t), dtype=np.uint32) for bits, t in _REPAIR.items()}
+
+
+def _two_bit_table() -> dict[int, tuple[int, int]]:
+    """Syndrome -> (bit, bit) for every 2-bit error in a 112-bit frame outside the DF.
+
+    The CRC is linear, so a 2-bit syndrome is the XOR of two 1-bit ones; Mode S's
+    generator has distance 6 at 112 bits, so no two such errors share a syndrome and
+    none equals a 1-bit syndrome.
+    """
+    by_bit = {bit: syn for syn, bit in _REPAIR[LONG_BITS].items()}
+    bits = sorted(by_bit)
+    return {by_bit[a] ^ by_bit[b]: (a, b) for i, a in enumerate(bits) for b in bits[i + 1 :]}
+
+
+def _aa_flips(table: dict[int, tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted syndromes and, for each, the XOR its repair applies to the address field."""
+    keys = np.array(sorted(table), dtype=np.uint32)
+    xor = np.zeros(keys.size, dtype=np.int64)
+    for i, k in enumerate(keys.tolist()):
+        for bit in table[k]:
+            if 8 <= bit < 32:
+                xor[i] ^= 1 << (31 - bit)
+    return keys, xor
+
+
+_REPAIR2 = _two_bit_table()
+_REPAIR2_KEYS = np.array(sorted(_REPAIR2), dtype=np.uint32)
+_AA_FLIPS = {
+    REPAIRED: _aa_flips({k: (b,) for k, b in _REPAIR[LONG_BITS].items()}),
+    REPAIRED2: _aa_flips(_REPAIR2),
+}
+# Pairs closer than this (SUB units) belong to one preamble: its phases and neighbours.
+CLUSTER_GAP = 2 * SUB
+
+
+def _clusters(starts: np.ndarray) -> int:
+    """Number of runs of start samples with gaps of at most 2 samples."""
+    return int(starts.size and 1 + np.count_nonzero(np.diff(starts) > 2))
+
+
+def _classify(df: np.ndarray, syn: np.ndarray, repair_bits: int) -> np.ndarray:
+    """Static candidate class of each decode from its DF and CRC syndrome."""
+    es = (df == 17) | (df == 18)
+    df11 = df == 11
+    kind = np.full(df.shape, INVALID, dtype=np.int8)
+    kind[_ADDRESS_PARITY_TABLE[df]] = ADDRESSED
+    if repair_bits >= 2:
+        kind[es & np.isin(syn, _REPAIR2_KEYS)] = REPAIRED2
+    kind[df11 & (syn <= DF11_MAX_IID)] = ADDRESSED
+    kind[df11 & (syn > DF11_MAX_IID) & np.isin(syn, _REPAIR_KEYS[SHORT_BITS])] = REPAIRED
+    kind[es & np.isin(syn, _REPAIR_KEYS[LONG_BITS])] = REPAIRED
+    kind[df11 & (syn == 0)] = CLEAN_DF11
+    kind[es & (syn == 0)] = CLEAN_ES
+    return kind
 
 
 @dataclass(slots=True)
@@ -90,8 +149,11 @@ class Demodulator:
         verifier: CRC/address gate; a private one is created when None.
         source: name put on every Frame.
         start_time: receive time of the first sample (seconds).
+        repair_bits: 1 repairs one bit in DF11/17/18 (readsb's default); 2 also repairs
+            two bits in DF17/18, about half a dB more sensitive at the cost of rare false
+            frames (bench/demod.py measures both).
     Raises:
-        ValueError: unsupported sample rate.
+        ValueError: unsupported sample rate or repair_bits.
     """
 
     def __init__(
@@ -101,7 +163,11 @@ class Demodulator:
         verifier: FrameVerifier | None = None,
         source: str = "iq",
         start_time: float = 0.0,
+        repair_bits: int = 1,
     ):
+        if repair_bits not in (1, 2):
+            raise ValueError("repair_bits must be 1 or 2")
+        self.repair_bits = repair_bits
         self.timing = Timing.for_rate(sample_rate)
         self.sample_rate = float(sample_rate)
         self.verifier = verifier if verifier is not None else FrameVerifier()
@@ -117,8 +183,10 @@ class Demodulator:
         self._short_len = int(t.frame_samples(SHORT_BITS) * SUB)
         self._phase_sub = np.array([int(p * SUB) for p in t.phases], dtype=np.int64)
         # Decide a candidate only when everything that could overlap it is in the buffer.
-        self._keep = 2 * t.span + CONTEXT
+        self._keep = 2 * t.window + CONTEXT
         self._plan = preamble.ScreenPlan.for_timing(t)
+        self._score_matrix = preamble.score_matrix(t)
+        self._block_matrix = t.block_matrix
         self._lo = 0  # first start sample of the buffer not decided by an earlier call
 
     @property
@@ -155,7 +223,10 @@ class Demodulator:
     def _run(self, buf: np.ndarray, *, final: bool) -> list[Frame]:
         t = self.timing
         n = buf.size
-        fit = n - t.span  # starts whose long reply lies wholly inside buf
+        if final:  # the block slicer reads a few samples past a long reply's end
+            buf = np.concatenate((buf, np.zeros(t.window - t.span, dtype=np.float32)))
+            n = buf.size
+        fit = n - t.window  # starts whose long reply lies wholly inside buf
         # Only starts inside whole noise windows are decided before the final flush.
         decide = fit if final else min(n - self._keep, n // NOISE_WINDOW * NOISE_WINDOW)
         frames: list[Frame] = []
@@ -176,86 +247,128 @@ class Demodulator:
         return frames
 
     def _candidates(self, buf: np.ndarray, fit: int, decide: int) -> list[_Candidate]:
-        """Stages 1-4: every (start, phase) whose decode could pass the verifier."""
+        """Stages 1-4: per preamble cluster, the best (start, phase) decode that could pass."""
         t = self.timing
-        pairs = preamble.screen(buf, self._floor(buf, fit), self._plan, t, fit)
-        if pairs.size == 0:
-            return []
-        s, pi = pairs[:, 0], pairs[:, 1]
-        snr, level = preamble.score(buf, s, pi, t)
-        good = snr >= preamble.MIN_PREAMBLE_SNR
-        s, pi, snr, level = s[good], pi[good], snr[good], level[good]
+        floor = self._floor(buf)
+        s = preamble.screen(buf, self._plan, fit, floor, NOISE_WINDOW)
         if s.size == 0:
             return []
-        tsub = s * SUB + self._phase_sub[pi]
-        # Several neighbouring (start, phase) pairs pass for one preamble: keep the few
-        # with the best preamble SNR per cluster rather than slicing them all.
-        cid = np.concatenate(([0], np.cumsum(np.diff(tsub) > SUB)))
-        order = np.lexsort((-snr, cid))
-        first = np.flatnonzero(np.concatenate(([True], np.diff(cid[order]) > 0)))
-        rank = np.arange(order.size) - np.repeat(first, np.diff(np.append(first, order.size)))
-        sel = np.sort(order[rank < PHASES_PER_PREAMBLE])
-        mine = (s >= self._lo) & (s < decide)
-        self.counts["preambles"] += int(np.unique(cid[mine]).size)
-        s, pi, level = s[sel], pi[sel], level[sel]
-        mine = (s >= self._lo) & (s < decide)
-        head = slicer.pack(slicer.bit_margins(buf, s, pi, t, 8))[:, 0]
-        df = head >> 3
-        good = _ACCEPTABLE_DF_TABLE[df]
-        self.counts["rejected_df"] += int(np.count_nonzero(~good & mine))
-        s, pi, df, level, mine = s[good], pi[good], df[good], level[good], mine[good]
-        if s.size == 0:
+        # Survivors' samples as contiguous rows: stages 2-4 are matrix products. Stage 2
+        # reads only the preamble's samples; whole replies are copied for its passes.
+        pre = sliding_window_view(buf, self._score_matrix.shape[0])[s]
+        snr, level, pulse = preamble.phase_scores(pre, self._score_matrix, t)
+        fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
+        good = (snr >= preamble.MIN_PREAMBLE_SNR) & (
+            pulse > np.float32(preamble.FLOOR_SNR) * fl[:, None]
+        )
+        rows = np.flatnonzero(good.any(axis=1))
+        mine = (s[rows] >= self._lo) & (s[rows] < decide)
+        self.counts["preambles"] += _clusters(s[rows][mine])
+        s, good, level = s[rows], good[rows], level[rows]
+        win = sliding_window_view(buf, t.window)[s]
+        # DF from the first data block of every phase, before slicing the rest.
+        head = slicer.pack(slicer.block_margins(win, self._block_matrix, t, 8))[..., 0]
+        good &= _ACCEPTABLE_DF_TABLE[head >> 3]
+        rows = np.flatnonzero(good.any(axis=1))
+        self.counts["rejected_df"] += int(np.count_nonzero(mine)) - int(
+            np.count_nonzero(mine[rows])
+        )
+        if rows.size == 0:
             return []
-        margins = slicer.bit_margins(buf, s, pi, t, LONG_BITS)
-        msgs = slicer.pack(margins)
+        s, win, good, level, mine = s[rows], win[rows], good[rows], level[rows], mine[rows]
+        margins = slicer.block_margins(win, self._block_matrix, t, LONG_BITS)
+        msgs = slicer.pack(margins)  # (n, phases, 14)
+        df = msgs[:, :, 0] >> 3
         is_long = df >= 16
-        syn = np.where(is_long, crc.syndromes(msgs), crc.syndromes(msgs[:, :7]))
-        es = (df == 17) | (df == 18)
-        df11 = df == 11
-        kind = np.full(df.shape, INVALID, dtype=np.int8)
-        kind[_ADDRESS_PARITY_TABLE[df]] = ADDRESSED
-        kind[df11 & (syn <= DF11_MAX_IID)] = ADDRESSED
-        kind[df11 & (syn > DF11_MAX_IID) & np.isin(syn, _REPAIR_KEYS[SHORT_BITS])] = REPAIRED
-        kind[es & np.isin(syn, _REPAIR_KEYS[LONG_BITS])] = REPAIRED
-        kind[df11 & (syn == 0)] = CLEAN_DF11
-        kind[es & (syn == 0)] = CLEAN_ES
+        flat = msgs.reshape(-1, 14)
+        syn = np.where(is_long.ravel(), crc.syndromes(flat), crc.syndromes(flat[:, :7])).reshape(
+            df.shape
+        )
+        kind = _classify(df, syn, self.repair_bits)
+        kind[~good] = INVALID
+        ok = kind != INVALID
         self.counts["candidates"] += int(np.count_nonzero(mine))
-        self.counts["rejected_crc"] += int(np.count_nonzero((kind == INVALID) & mine))
-        absm = np.abs(margins)
-        conf = np.where(is_long, absm.mean(axis=1), absm[:, :SHORT_BITS].mean(axis=1))
-        keep = np.flatnonzero((kind != INVALID) & (s >= self._lo))
-        t0 = (s[keep] + self._base) * SUB + self._phase_sub[pi[keep]]
+        self.counts["rejected_crc"] += int(np.count_nonzero(mine & ~ok.any(axis=1)))
+        self._drop_unknown_addresses(kind, df, syn, msgs, s)
+        r, p = np.nonzero(kind != INVALID)  # row-major: ascending time
+        if r.size == 0:
+            return []
+        absm = np.abs(margins[r, p])
+        long_r = is_long[r, p]
+        conf = np.where(long_r, absm.mean(axis=1), absm[:, :SHORT_BITS].mean(axis=1))
+        # One decode per preamble: neighbouring (start, phase) pairs are the same reply.
+        tsub = s[r] * SUB + self._phase_sub[p]
+        cid = np.concatenate(([0], np.cumsum(np.diff(tsub) > CLUSTER_GAP)))
+        order = np.lexsort((conf, kind[r, p], cid))
+        last = order[np.flatnonzero(np.append(np.diff(cid[order]) > 0, True))]
+        last = last[s[r[last]] >= self._lo]
         out = []
-        for j, k in enumerate(keep.tolist()):
-            nbytes = 14 if is_long[k] else 7
-            tj = int(t0[j])
+        for k in last.tolist():
+            i, ph = int(r[k]), int(p[k])
+            tj = int(tsub[k]) + self._base * SUB
+            nbytes = 14 if long_r[k] else 7
             out.append(
                 _Candidate(
                     t=tj,
                     end=tj + (self._long_len if nbytes == 14 else self._short_len),
-                    start=int(s[k]),
-                    msg=msgs[k, :nbytes].tobytes(),
-                    df=int(df[k]),
-                    syn=int(syn[k]),
-                    kind=int(kind[k]),
+                    start=int(s[i]),
+                    msg=msgs[i, ph, :nbytes].tobytes(),
+                    df=int(df[i, ph]),
+                    syn=int(syn[i, ph]),
+                    kind=int(kind[i, ph]),
                     confidence=float(conf[k]),
-                    level=float(level[k]),
+                    level=float(level[i, ph]),
                 )
             )
         return out
 
-    def _floor(self, buf: np.ndarray, limit: int) -> np.ndarray:
-        """Noise floor at each of the first `limit` samples of `buf`.
+    def _drop_unknown_addresses(
+        self, kind: np.ndarray, df: np.ndarray, syn: np.ndarray, msgs: np.ndarray, s: np.ndarray
+    ) -> None:
+        """Mark address/parity decodes INVALID unless their address could be known.
+
+        "Could be": trusted by the verifier now (tested at the buffer's earliest time, the
+        most permissive), or confirmed by a clean or repaired DF11/17 decode anywhere in
+        this buffer. A superset of what _resolve will accept, so the per-cluster choice
+        never prefers a decode that is certain to be refused over one that may pass.
+        """
+        addressed = kind == ADDRESSED
+        if not addressed.any():
+            return
+        aa = (
+            (msgs[:, :, 1].astype(np.int64) << 16)
+            | (msgs[:, :, 2].astype(np.int64) << 8)
+            | msgs[:, :, 3].astype(np.int64)
+        )
+        repaired = (kind == REPAIRED) | (kind == REPAIRED2)
+        confirming = (kind == CLEAN_ES) | (kind == CLEAN_DF11) | (repaired & (df == 17))
+        fixed = aa[confirming]
+        for cls, (keys, xor) in _AA_FLIPS.items():
+            sel = kind[confirming] == cls
+            if sel.any():
+                at = np.minimum(np.searchsorted(keys, syn[confirming][sel]), keys.size - 1)
+                fixed[sel] ^= xor[at]
+        icao = np.where(df == 11, aa, syn.astype(np.int64))
+        now = self._rx_time((int(s[0]) + self._base) * SUB)
+        cand = np.unique(icao[addressed])
+        known = [a for a in cand.tolist() if self.verifier.seen_recently(a, now)]
+        known_set = np.union1d(np.array(known, dtype=np.int64), fixed)
+        kind[addressed & ~np.isin(icao, known_set)] = INVALID
+
+    def _floor(self, buf: np.ndarray) -> np.ndarray:
+        """Noise floor (mean magnitude) of each NOISE_WINDOW of `buf`.
 
         Mean magnitudes of NOISE_SUB-sample pieces are ranked within each window of
         NOISE_WINDOW samples; a low-ranked one (FLOOR_RANK) is the window's floor, so
-        replies covering most of a window do not raise it. A sample gets the lower of
-        its own window's and the previous window's floor. Windows are aligned to
-        absolute sample indices (the buffer always starts on a window boundary) and
-        pieces are summed in float64, exact for float32 magnitudes: the floor does not
-        depend on how the input was split into blocks.
+        replies covering most of a window do not raise it. A window gets the lower of
+        its own and the previous window's floor; samples past the last window use the
+        last floor. Windows are aligned to absolute sample indices (the buffer always
+        starts on a window boundary) and pieces are summed in float64, exact for float32
+        magnitudes: the floor does not depend on how the input was split into blocks.
         """
         nsub = buf.size // NOISE_SUB
+        if nsub == 0:
+            return np.zeros(1, dtype=np.float32)
         sub = buf[: nsub * NOISE_SUB].reshape(nsub, NOISE_SUB).sum(axis=1, dtype=np.float64)
         per = NOISE_WINDOW // NOISE_SUB
         nwin = -(-nsub // per)
@@ -268,11 +381,7 @@ class Demodulator:
             win[-1] = part[min(FLOOR_RANK, part.size - 1)] if part.size else win[-2]
         low = win.copy()
         low[1:] = np.minimum(win[1:], win[:-1])
-        floor = (low / NOISE_SUB).astype(np.float32)
-        out = np.repeat(floor, NOISE_WINDOW)
-        if out.size < limit:  # samples after the last whole piece: previous floor
-            out = np.concatenate((out, np.full(limit - out.size, floor[-1], np.float32)))
-        return out[:limit]
+        return (low / NOISE_SUB).astype(np.float32)
 
     def _rx_time(self, t_sub: int) -> float:
         return self.start_time + t_sub / (SUB * self.sample_rate)
@@ -320,6 +429,10 @@ class Demodulator:
         if cls == REPAIRED:
             msg = crc.flip_bit(msg, _REPAIR[len(msg) * 8][c.syn])
             repaired = 1
+        elif cls == REPAIRED2:
+            for bit in _REPAIR2[c.syn]:
+                msg = crc.flip_bit(msg, bit)
+            repaired = 2
         frame = Frame(
             msg,
             self._rx_time(c.t),

@@ -1,86 +1,214 @@
-"""Finding where replies may start: a phase-exact screen over every sample, then checks.
+"""Finding where replies may start: a cheap screen over every sample, then exact scores.
 
-Stage 1 (`screen`) runs over the whole buffer with shifted-array operations only. For
-every sub-sample phase it integrates the four preamble pulses exactly (the half-bit
-energy of a pulse starting at fractional offset f is one of a few "basis" arrays, so
-each phase costs three additions), and compares them with the samples that lie in the
-preamble's two quiet gaps whatever the phase. Pulse-position data can never be quiet
-for more than two half-bits, so the same test also rejects positions inside a reply.
+Stage 1 (`screen`) runs over the whole buffer and is the only per-sample work besides
+the magnitude itself, so it is kept to about ten shifted-array operations and does not
+depend on the sub-sample phase. A pulse of 1 or 1.2 samples starting anywhere in
+[o, o + 1) lies mostly inside one of the two 2-sample windows starting at o or o + 1,
+so "the better of those two windows" (one max over a 2-sample running sum) measures
+each preamble pulse for every phase at once. The four pulses come as two identical
+pairs (half-bits 0/2 and 7/9), so one min builds the pair and a second min the four.
+They are compared with the samples that lie in the preamble's quiet gaps whatever the
+phase. Pulse-position data is never quiet for more than two half-bits, so the same test
+rejects positions inside a reply.
 
-Stage 2 (`score`) looks only at the survivors: it integrates all 16 preamble half-bits
-of that phase and measures the pulses against the quiet half-bits of the same preamble,
-i.e. against the local noise floor, so a weak reply in a quiet stretch and a strong one
-beside interference are held to the same signal-to-noise standard.
+Stage 2 (`phase_scores`) looks only at the survivors: one matrix product gives the 16
+half-bit energies of every phase, and the pulses are measured against the quiet
+half-bits of the same preamble, i.e. against the local noise floor, so a weak reply in a
+quiet stretch and a strong one beside interference are held to the same standard.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
-from agent.demod.timing import PULSE_HALF_BITS, QUIET_HALF_BITS, Timing
+from agent.demod.timing import PREAMBLE_HALF_BITS, PULSE_HALF_BITS, QUIET_HALF_BITS, Timing
 
-# Stage 1: second-weakest pulse amplitude over the louder quiet gap's mean amplitude.
-# Loose on purpose (a reply at about 6 dB SNR must pass); stage 2 and the CRC decide.
-SCREEN_SNR = 2.2
-# Stage 1: second-weakest pulse amplitude over the noise floor (Demodulator._floor).
+# Stage 1: mean amplitude of the second-weakest pulse's best 2-sample window over the mean
+# amplitude of the quiet samples. Loose on purpose (a reply well under 6 dB SNR must
+# pass); stage 2 and the CRC decide.
+SCREEN_RATIO = 1.8
+# Stage 2: second-weakest pulse amplitude over the noise floor (Demodulator._floor).
 FLOOR_SNR = 3.0
 # Stage 2: second-weakest pulse energy over the mean of all 12 quiet half-bits.
 MIN_PREAMBLE_SNR = 2.2
 # Stage 2: no half-bit of the long quiet gaps may reach this fraction of the mean pulse.
 MAX_QUIET_FRACTION = 1.0
-# Samples screened per strip (fits the temporaries in L2 cache).
+# Samples screened per strip: the ten temporaries stay in the CPU's L2 cache.
 STRIP = 16384
 # Quiet gaps of the preamble (half-bits 3-6 and 10-15) as [start, end) in half-bits.
 _QUIET_GAPS = ((3, 7), (10, 16))
+_GAP_HALF_BITS = [n for a, b in _QUIET_GAPS for n in range(a, b)]
 
 
 @dataclass(frozen=True)
 class ScreenPlan:
-    """Which shifted arrays stage 1 adds, derived once per rate from exact timing.
+    """Stage-1 geometry, derived once per rate from the half-bit length.
 
     Attributes:
-        basis: per basis array, its (weight on m[j], weight on m[j+1]).
-        pulses: per phase, the (basis index, sample shift) of each of the 4 pulses.
-        quiet: per quiet gap, the sample offsets lying inside it for every phase.
+        pair: samples from pulse 0's window to pulse 2's (and 7's to 9's).
+        shift: samples from the first pulse pair's windows to the second's.
+        quiet: (offset, length) runs of samples that are quiet for every phase.
+        nquiet: number of quiet samples.
         reach: samples needed after a start sample.
     """
 
-    basis: tuple[tuple[float, float], ...]
-    pulses: tuple[tuple[tuple[int, int], ...], ...]
-    quiet: tuple[tuple[int, ...], ...]
+    pair: int
+    shift: int
+    quiet: tuple[tuple[int, int], ...]
+    nquiet: int
     reach: int
 
     @classmethod
     def for_timing(cls, timing: Timing) -> ScreenPlan:
         h = timing.half_bit
-        basis: list[tuple[float, float]] = []
-        pulses = []
-        for phi in timing.phases:
-            row = []
-            for n in PULSE_HALF_BITS:
-                start = phi + n * h
-                j = math.floor(start)
-                f = start - j
-                # Overlap of [start, start+h) with samples j and j+1 (h <= 1.2, f < 1).
-                w0 = min(Fraction(1) - f, h)
-                w1 = h - w0
-                key = (float(w0), float(w1))
-                if key not in basis:
-                    basis.append(key)
-                row.append((basis.index(key), j))
-            pulses.append(tuple(row))
-        lo_phase, hi_phase = min(timing.phases), max(timing.phases)
-        quiet = []
-        for a, b in _QUIET_GAPS:
-            first = math.ceil(hi_phase + a * h)
-            last = math.floor(lo_phase + b * h)  # exclusive
-            quiet.append(tuple(range(first, last)))
-        reach = max(quiet[-1][-1] + 1, max(j for row in pulses for _, j in row) + 2)
-        return cls(tuple(basis), tuple(pulses), tuple(quiet), reach)
+        # Pulse n starts in [n*h, n*h + 1) for phases in [0, 1): window floor(n*h) or +1.
+        o = [math.floor(n * h) for n in PULSE_HALF_BITS]
+        if o[1] - o[0] != o[3] - o[2]:
+            raise ValueError("preamble pulse pairs do not repeat on the sample grid")
+        # Sample k is quiet for every phase when [k, k+1) lies inside the gap for phases
+        # up to 1 (start) and from 0 (end).
+        samples = [
+            k for a, b in _QUIET_GAPS for k in range(math.ceil(a * h + 1), math.floor(b * h))
+        ]
+        runs: list[tuple[int, int]] = []
+        for k in samples:  # greedy runs of up to 3 consecutive samples
+            if runs and runs[-1][0] + runs[-1][1] == k and runs[-1][1] < 3:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((k, 1))
+        reach = max(o[3] + 3, samples[-1] + 1)
+        return cls(o[1] - o[0], o[2] - o[0], tuple(runs), len(samples), reach)
+
+
+def screen(
+    mag: np.ndarray, plan: ScreenPlan, limit: int, floor: np.ndarray, window: int
+) -> np.ndarray:
+    """Start samples in [0, limit) that may hold a preamble at some phase.
+
+    The buffer is screened in strips of STRIP samples so that the temporaries stay in
+    the CPU cache: on whole 2.4 MS/s buffers numpy spends most of its time faulting in
+    fresh pages for temporaries, not computing.
+
+    Args:
+        mag: magnitude buffer; must hold at least limit + plan.reach samples.
+        limit: number of start positions to test.
+        floor: noise floor (mean magnitude) per `window` samples of `mag`. Each strip
+            uses the lowest floor it touches, so this test only ever passes more than
+            stage 2's exact floor test would.
+    Returns:
+        int64 array of start samples, ascending.
+    """
+    if limit <= 0:
+        return np.zeros(0, dtype=np.int64)
+    scratch = _Scratch(min(STRIP, limit) + plan.reach)
+    # Stage 2 wants the second-weakest pulse > FLOOR_SNR * floor; a 2-sample window holds
+    # at least half of a pulse, so the window mean must beat half that. As a quiet level:
+    to_quiet = np.float32(FLOOR_SNR * 0.5 * plan.nquiet / SCREEN_RATIO)
+    found = []
+    for lo in range(0, limit, STRIP):
+        hi = min(lo + STRIP, limit)
+        level = floor[lo // window : min((hi - 1) // window + 1, floor.size)].min()
+        found.append(_screen_strip(mag, plan, lo, hi, scratch, level * to_quiet))
+    return np.concatenate(found)
+
+
+class _Scratch:
+    """Preallocated temporaries for one screen call (no page faults per strip)."""
+
+    def __init__(self, size: int):
+        self.s2 = np.empty(size, dtype=np.float32)
+        self.m2 = np.empty(size, dtype=np.float32)
+        self.c3 = np.empty(size, dtype=np.float32)
+        self.pair = np.empty(size, dtype=np.float32)
+        self.hi = np.empty(size, dtype=np.float32)
+        self.lo = np.empty(size, dtype=np.float32)
+        self.quiet = np.empty(size, dtype=np.float32)
+        self.hits = np.empty(size, dtype=bool)
+
+
+def _screen_strip(
+    mag: np.ndarray, plan: ScreenPlan, lo: int, hi: int, w: _Scratch, min_quiet: np.float32
+) -> np.ndarray:
+    n = hi - lo
+    length = n + plan.reach
+    seg = mag[lo : lo + length]
+    length = seg.size
+    s2 = np.add(seg[:-1], seg[1:], out=w.s2[: length - 1])  # 2-sample windows
+    m2 = np.maximum(s2[:-1], s2[1:], out=w.m2[: length - 2])  # better of j, j+1
+    npair = length - 2 - plan.pair
+    # Second-weakest of the four pulses: all four strong rejects lone interference
+    # pulses (Mode A/C, DME), allowing one weak pulse keeps replies whose preamble is
+    # partly covered by the end of another reply. The pairs repeat, so the low and high
+    # member of each pair are computed once and the network's last stage three times.
+    lo_ = np.minimum(m2[:npair], m2[plan.pair : plan.pair + npair], out=w.pair[:npair])
+    hi_ = np.maximum(m2[:npair], m2[plan.pair : plan.pair + npair], out=w.hi[:npair])
+    top = np.minimum(hi_[:n], hi_[plan.shift : plan.shift + n], out=w.hi[:n])
+    pulses = np.maximum(lo_[:n], lo_[plan.shift : plan.shift + n], out=w.lo[:n])
+    np.minimum(pulses, top, out=pulses)
+    c3 = np.add(s2[:-1], seg[2:], out=w.c3[: length - 2])  # 3-sample windows
+    quiet = w.quiet[:n]
+    for i, (k, ln) in enumerate(plan.quiet):
+        run = (seg, s2, c3)[ln - 1][k : k + n]
+        if i == 0:
+            np.copyto(quiet, run)
+        else:
+            quiet += run
+    np.maximum(quiet, min_quiet, out=quiet)
+    # second-weakest pulse / 2 > SCREEN_RATIO * quiet / nquiet, as one multiply and compare.
+    pulses *= np.float32(plan.nquiet / (2 * SCREEN_RATIO))
+    hits = np.greater(pulses, quiet, out=w.hits[:n])
+    return np.flatnonzero(hits) + lo
+
+
+def score_matrix(timing: Timing) -> np.ndarray:
+    """Stage-2 weights: window @ matrix gives, per phase, every quantity stage 2 needs.
+
+    Columns, each a block of one column per phase: the 4 pulse energies (one block per
+    pulse), the 10 long-gap half-bit energies (one block each), the mean pulse energy
+    and the mean quiet energy. The means are linear in the samples, so they cost no more
+    than one more column; the layout makes every later step a contiguous slice.
+    """
+    pre = timing.preamble_matrix  # (width, phases * 16), phase-major
+    nph = len(timing.phases)
+    per_phase = pre.reshape(pre.shape[0], nph, PREAMBLE_HALF_BITS)
+    cols = [per_phase[:, :, n] for n in PULSE_HALF_BITS]
+    cols += [per_phase[:, :, n] for n in _GAP_HALF_BITS]
+    cols.append(per_phase[:, :, list(PULSE_HALF_BITS)].mean(axis=2))
+    cols.append(per_phase[:, :, list(QUIET_HALF_BITS)].mean(axis=2))
+    return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
+
+
+def phase_scores(
+    win: np.ndarray, matrix: np.ndarray, timing: Timing
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Preamble scores of every phase for candidate windows.
+
+    Args:
+        win: (n, >= len(matrix)) magnitudes from each candidate's start sample.
+        matrix: score_matrix(timing).
+    Returns:
+        (snr, level, pulse): float32 arrays (n, phases). `snr` is the second-weakest
+        pulse energy over the mean quiet energy, 0 when a half-bit of the long gaps is
+        as loud as the mean pulse; `level` is the mean pulse magnitude (full scale = 1);
+        `pulse` the second-weakest pulse magnitude, for the noise-floor test.
+    """
+    nph = len(timing.phases)
+    # Transposed product: each (quantity, phase) is a contiguous row over candidates,
+    # so the element-wise steps below run over long rows, not over rows of 5.
+    e = matrix.T @ win[:, : matrix.shape[0]].T
+    a, b, c, d = (e[k * nph : (k + 1) * nph] for k in range(4))
+    second = _second_lowest(a, b, c, d)
+    ngap = len(_GAP_HALF_BITS)
+    gaps = e[4 * nph : (4 + ngap) * nph].reshape(ngap, nph, -1).max(axis=0)
+    high = e[(4 + ngap) * nph : (5 + ngap) * nph]
+    quiet = e[(5 + ngap) * nph :]
+    snr = second / np.maximum(quiet, np.float32(1e-6))
+    snr[gaps >= high * np.float32(MAX_QUIET_FRACTION)] = 0
+    h = np.float32(1 / timing.half_bit)
+    return snr.T, (high * h).T, (second * h).T
 
 
 def _second_lowest(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -90,88 +218,3 @@ def _second_lowest(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -
     np.maximum(lo1, lo2, out=lo1)
     np.minimum(hi1, hi2, out=hi1)
     return np.minimum(lo1, hi1, out=lo1)
-
-
-def screen(
-    mag: np.ndarray, floor: np.ndarray, plan: ScreenPlan, timing: Timing, limit: int
-) -> np.ndarray:
-    """(start sample, phase index) pairs in [0, limit) that look like a preamble.
-
-    The buffer is screened in strips of STRIP samples so that the dozens of temporary
-    arrays stay in the CPU cache: on whole 2.4 MS/s buffers numpy spends most of its
-    time faulting in fresh pages for temporaries, not computing.
-
-    Args:
-        mag: magnitude buffer; must hold at least limit + plan.reach samples.
-        floor: noise floor (mean magnitude) at each start sample, at least `limit` long.
-        limit: number of start positions to test.
-    Returns:
-        int64 array (n, 2) of [start, phase], sorted by start then phase.
-    """
-    found = [
-        _screen_strip(mag, floor, plan, timing, lo, min(lo + STRIP, limit))
-        for lo in range(0, max(limit, 0), STRIP)
-    ]
-    if not found:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.concatenate(found)
-
-
-def _screen_strip(
-    mag: np.ndarray, floor: np.ndarray, plan: ScreenPlan, timing: Timing, lo: int, hi: int
-) -> np.ndarray:
-    n = hi - lo
-    seg = mag[lo : hi + plan.reach]
-    a, b = seg[: n + plan.reach - 1], seg[1 : n + plan.reach]
-    basis = [a * np.float32(w0) + b * np.float32(w1) if w1 else a for w0, w1 in plan.basis]
-    # Each quiet gap on its own: a reply ending inside the preamble window leaves one gap
-    # loud and the other silent, which a single mean over both would average away.
-    q = np.zeros(n, dtype=np.float32)
-    for gap in plan.quiet:
-        g = seg[gap[0] : gap[0] + n].copy()
-        for k in gap[1:]:
-            g += seg[k : k + n]
-        g *= np.float32(1.0 / len(gap))
-        np.maximum(q, g, out=q)
-    # Pulses must beat both the preamble's own quiet gaps and the surrounding noise floor.
-    np.maximum(q, floor[lo:hi] * np.float32(FLOOR_SNR / SCREEN_SNR), out=q)
-    q *= np.float32(SCREEN_SNR * float(timing.half_bit))
-    nph = len(plan.pulses)
-    hits = np.empty((nph, n), dtype=bool)
-    for p, row in enumerate(plan.pulses):
-        (b0, j0), (b1, j1), (b2, j2), (b3, j3) = row
-        # Second-weakest pulse amplitude (energy / h) > SCREEN_SNR * quiet level: all
-        # four pulses strong rejects lone interference pulses (Mode A/C, DME) that a
-        # mean would let through; allowing one weak pulse keeps replies whose preamble
-        # overlaps the end of another reply.
-        s = _second_lowest(
-            basis[b0][j0 : j0 + n],
-            basis[b1][j1 : j1 + n],
-            basis[b2][j2 : j2 + n],
-            basis[b3][j3 : j3 + n],
-        )
-        np.greater(s, q, out=hits[p])
-    flat = np.flatnonzero(hits.T)  # row-major over (start, phase): sorted
-    return np.stack((flat // nph + lo, flat % nph), axis=1)
-
-
-def score(
-    mag: np.ndarray, starts: np.ndarray, phases: np.ndarray, timing: Timing
-) -> tuple[np.ndarray, np.ndarray]:
-    """Preamble signal-to-noise ratio and pulse level of (start, phase) candidates.
-
-    Returns:
-        (snr, level): float32 arrays. `snr` is mean pulse energy over mean quiet energy,
-        0 when a quiet half-bit of the long gaps is as loud as the pulses; `level` is the
-        mean pulse magnitude (full scale = 1).
-    """
-    taps = timing.preamble
-    energy = (mag[starts[:, None, None] + taps.idx[phases]] * taps.w[phases]).sum(axis=-1)
-    pulses = energy[:, list(PULSE_HALF_BITS)]
-    quiet = energy[:, list(QUIET_HALF_BITS)]
-    high = pulses.mean(axis=1)
-    gaps = energy[:, [n for a, b in _QUIET_GAPS for n in range(a, b)]]
-    ok = gaps.max(axis=1) < high * np.float32(MAX_QUIET_FRACTION)
-    second = np.sort(pulses, axis=1)[:, 1]
-    snr = np.where(ok, second / np.maximum(quiet.mean(axis=1), np.float32(1e-6)), np.float32(0))
-    return snr.astype(np.float32), (high / np.float32(timing.half_bit)).astype(np.float32)

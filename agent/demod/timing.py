@@ -18,12 +18,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 
 PREAMBLE_HALF_BITS = 16
 LONG_BITS = 112
 SHORT_BITS = 56
+# Data bits sliced per matrix block: 5 bits = 10 half-bits, a whole number of samples at
+# both rates (12 at 2.4 MS/s, 10 at 2.0 MS/s), so every block has the same taps.
+BLOCK_BITS = 5
 # Half-bits of the preamble that carry a pulse, and those that must be quiet.
 PULSE_HALF_BITS = (0, 2, 7, 9)
 QUIET_HALF_BITS = (1, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15)
@@ -73,6 +77,17 @@ def _pack(rows_per_phase: list[list[dict[int, Fraction]]]) -> Taps:
     return Taps(idx, w)
 
 
+def _dense(taps: Taps, base: int, width: int) -> np.ndarray:
+    """(width, phases * rows) matrix with taps.w placed at rows taps.idx - base."""
+    nph, rows, _ = taps.idx.shape
+    out = np.zeros((width, nph * rows), dtype=np.float32)
+    for p in range(nph):
+        for r in range(rows):
+            for j, wt in zip(taps.idx[p, r], taps.w[p, r], strict=True):
+                out[j - base, p * rows + r] += wt
+    return out
+
+
 @dataclass(frozen=True)
 class Timing:
     """Everything rate-dependent, built once per Demodulator.
@@ -93,6 +108,61 @@ class Timing:
     preamble: Taps
     bits: Taps
     span: int
+
+    @cached_property
+    def preamble_matrix(self) -> np.ndarray:
+        """Dense (samples, phases * 16) weights: window @ matrix = half-bit energies.
+
+        The preamble taps of every phase as one small matrix, so that the energies of
+        all 16 half-bits at all phases of many candidates are one BLAS product instead
+        of a gather per tap.
+        """
+        return _dense(self.preamble, 0, int(self.preamble.idx.max()) + 1)
+
+    @property
+    def block_bits(self) -> int:
+        """Data bits per block: the bit grid repeats every BLOCK_BITS bits on the samples."""
+        return BLOCK_BITS
+
+    @property
+    def block_step(self) -> int:
+        """Samples between the starts of consecutive blocks of BLOCK_BITS bits."""
+        return int(2 * BLOCK_BITS * self.half_bit)
+
+    @property
+    def window(self) -> int:
+        """Samples from a candidate's start that the block slicer reads (>= span)."""
+        last = (LONG_BITS - 1) // BLOCK_BITS
+        return max(self.span, self.block_base + last * self.block_step + len(self.block_matrix))
+
+    @property
+    def block_base(self) -> int:
+        """Offset from a candidate's start sample of the first data block's first sample."""
+        return int(self.bits.idx.min())
+
+    @cached_property
+    def block_matrix(self) -> np.ndarray:
+        """Dense (samples, phases * BLOCK_BITS) bit-margin weights for one data block.
+
+        Bit k = BLOCK_BITS * m + r uses the taps of bit r shifted by m * block_step
+        samples (exact: 10 half-bits are 12 samples at 2.4 MS/s, 10 at 2.0 MS/s), so
+        one (blocks, samples) x (samples, phases * bits) product slices every bit of
+        every phase of a candidate.
+        """
+        base, step = self.block_base, self.block_step
+        idx, w = self.bits.idx, self.bits.w
+        width = int(idx[:, :BLOCK_BITS].max()) - base + 1
+        nph = len(self.phases)
+        out = np.zeros((width, nph * BLOCK_BITS), dtype=np.float32)
+        for p in range(nph):
+            for r in range(BLOCK_BITS):
+                for j, wt in zip(idx[p, r], w[p, r], strict=True):
+                    out[j - base, p * BLOCK_BITS + r] += wt
+                # The shift-by-one-block property the matrix relies on.
+                for k in range(r + BLOCK_BITS, LONG_BITS, BLOCK_BITS):
+                    if not np.array_equal(idx[p, k], idx[p, r] + (k - r) // BLOCK_BITS * step):
+                        raise AssertionError("bit taps are not periodic per block")
+        return out
 
     @classmethod
     def for_rate(cls, rate: float) -> Timing:
