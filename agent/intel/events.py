@@ -4,9 +4,11 @@ Events (each at most once per episode, with the tags that locate it):
 - `landing` / `takeoff`: ground contact after flight / flight after ground, tagged
   with the configured strip, the known aerodrome, or `away_from_aerodromes`;
 - `low_pass`: down below LOW_PASS_AGL_FT at speed and up again without landing;
-- `loiter`: circling (>= 360 deg of turn) within LOITER_RADIUS_KM for LOITER_MIN_S;
+- `loiter`: circling (>= 360 deg of turn) within LOITER_RADIUS_KM for LOITER_MIN_S,
+  away from known aerodromes (circuits there are routine);
 - `lost_low`: the track ended airborne below LOST_LOW_AGL_FT, well inside radio
-  coverage for that height: a landing out of sight or a transponder switched off;
+  coverage for that height and without fading first: a landing out of sight or a
+  transponder switched off;
 - `night_flight`: airborne with the sun below -6 deg at the aircraft;
 - `country_mismatch`: registration-like callsign of another state than the address;
 - `unlocated_contact`: heard for a while (Mode S only) but never located.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from agent.decode import haversine_km
 from agent.intel.aerodromes import Aerodromes
@@ -35,10 +38,16 @@ LOW_PASS_AGL_FT = 500.0
 LOW_PASS_MIN_SPEED_KT = 30.0
 LOW_PASS_CLIMB_FT = 300.0  # back up this much above the lowest point
 LOST_LOW_AGL_FT = 1500.0
-# "Well inside coverage": closer than this share of the radio horizon for that height.
+# "Well inside coverage": closer than this share of the radio horizon for that height,
+# and still heard at this share of its usual message rate in its last RATE_WINDOW_S:
+# an aircraft fading out at the edge of coverage is heard less and less before it is
+# lost, a transponder switched off goes from full rate to nothing.
 COVERAGE_SHARE = 0.6
+RATE_WINDOW_S = 10.0
+ABRUPT_RATE_SHARE = 0.5
 LOITER_RADIUS_KM = 3.0
 LOITER_MIN_S = 180.0
+LOITER_CHECK_S = 5.0  # the window is re-examined this often, not on every position
 UNLOCATED_MIN_MESSAGES = 20
 UNLOCATED_MIN_S = 30.0
 # Height of the uncertainty above which a height is too vague for ground decisions.
@@ -64,6 +73,24 @@ EVENT_KINDS = (
 )
 
 
+def _fading(heard: deque[tuple[float, int]]) -> bool:
+    """True when the last RATE_WINDOW_S brought fewer messages than ABRUPT_RATE_SHARE of
+    the best such window in the track's recent history."""
+    if len(heard) < 2 or heard[-1][0] - heard[0][0] < 2 * RATE_WINDOW_S:
+        return False
+    samples = list(heard)
+    rates = []
+    j = 0
+    for t, n in samples:
+        while samples[j][0] < t - RATE_WINDOW_S:
+            j += 1
+        if t - samples[0][0] >= RATE_WINDOW_S:
+            rates.append((n - samples[j][1]) / max(t - samples[j][0], 1e-6))
+    if not rates:
+        return False
+    return rates[-1] < ABRUPT_RATE_SHARE * max(rates)
+
+
 def radio_horizon_km(antenna_m: float, height_ft: float) -> float:
     """Line-of-sight range with standard refraction (4/3 Earth)."""
     return 4.12 * (math.sqrt(max(antenna_m, 0.0)) + math.sqrt(max(height_ft, 0.0) * 0.3048))
@@ -82,11 +109,13 @@ class _State:
     was_airborne: bool = False
     low_min_agl: float | None = None  # lowest point of a pass in progress
     prev_agl: float | None = None
-    turn_deg: float = 0.0
-    last_track: float | None = None
-    path: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=2000))
+    path: deque[tuple[float, float, float, float | None]] = field(
+        default_factory=lambda: deque(maxlen=2000)
+    )
     loitering: bool = False
+    next_loiter_check: float = 0.0
     once: set[str] = field(default_factory=set)
+    heard: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=600))
 
 
 class TrackAnalyst:
@@ -117,6 +146,7 @@ class TrackAnalyst:
 
     def update(self, ac: Aircraft, now: float, new_position: bool) -> list[Event]:
         st = self._tracks.setdefault(ac.icao, _State())
+        st.heard.append((now, ac.messages))
         events: list[Event] = []
         self._identity(ac, st, now, events)
         if not new_position or ac.lat is None or ac.lon is None:
@@ -189,26 +219,26 @@ class TrackAnalyst:
     def _loiter(
         self, ac: Aircraft, st: _State, now: float, here: tuple[str, ...], events: list[Event]
     ) -> None:
-        st.path.append((now, ac.lat, ac.lon))  # type: ignore[arg-type]
-        while st.path and now - st.path[0][0] > 2 * LOITER_MIN_S:
+        """Circling: over the last LOITER_MIN_S, every point within LOITER_RADIUS_KM of
+        their centre and at least a full turn of heading change."""
+        st.path.append((now, ac.lat, ac.lon, ac.track_deg))  # type: ignore[arg-type]
+        while st.path and now - st.path[0][0] > LOITER_MIN_S:
             st.path.popleft()
-        if ac.track_deg is not None and st.last_track is not None:
-            d = (ac.track_deg - st.last_track + 540.0) % 360.0 - 180.0
-            st.turn_deg += d
-        st.last_track = ac.track_deg
         span = now - st.path[0][0]
-        if span < LOITER_MIN_S:
+        if span < 0.95 * LOITER_MIN_S or now < st.next_loiter_check:
             return
+        st.next_loiter_check = now + LOITER_CHECK_S
         lat0 = sum(p[1] for p in st.path) / len(st.path)
         lon0 = sum(p[2] for p in st.path) / len(st.path)
         within = all(haversine_km(lat0, lon0, p[1], p[2]) <= LOITER_RADIUS_KM for p in st.path)
-        circling = abs(st.turn_deg) >= 360.0
-        if within and circling and not st.loitering and not st.on_ground:
-            st.loitering = True
+        tracks = [p[3] for p in st.path if p[3] is not None]
+        turn = sum((b - a + 540.0) % 360.0 - 180.0 for a, b in pairwise(tracks))
+        circling = within and abs(turn) >= 360.0
+        # Circuits and holds at a known aerodrome are routine, not loitering.
+        at_aerodrome = any(t.startswith("aerodrome:") for t in here)
+        if circling and not st.loitering and not st.on_ground and not at_aerodrome:
             events.append(Event(LOITER, now, (*here, f"radius_km:{LOITER_RADIUS_KM:g}")))
-        elif not within:
-            st.loitering = False
-            st.turn_deg = 0.0
+        st.loitering = circling
 
     def unlocated(self, ac: Aircraft, now: float) -> Event | None:
         """Once per track: a contact heard for a while that never gave a position."""
@@ -235,5 +265,7 @@ class TrackAnalyst:
             dist = haversine_km(self.site[0], self.site[1], ac.lat, ac.lon)
             if dist > COVERAGE_SHARE * radio_horizon_km(self.antenna_m, agl):
                 return []  # it may simply have flown out of range
+        if _fading(st.heard):
+            return []  # heard less and less before the end: the edge of coverage
         tags = (*self.place_tags(ac.lat, ac.lon), f"last_agl_ft:{round(agl)}")
         return [Event(LOST_LOW, now, tags)]

@@ -21,6 +21,7 @@ class Geofence:
     center: tuple[float, float] | None = None
     radius_km: float | None = None
     polygon: tuple[tuple[float, float], ...] = ()
+    keep: bool = False  # keep aircraft inside whatever the filter's limits
 
     def contains(self, lat: float, lon: float) -> bool:
         if self.center is not None and self.radius_km is not None:

@@ -190,43 +190,79 @@ def aircraft() -> tuple[Aircraft, ...]:
     return (_light_aircraft(), _helicopter(), _airliner())
 
 
-def slant_range_m(s: State) -> float:
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where the receiver is, for the reception model."""
+
+    lat: float = SITE_LAT
+    lon: float = SITE_LON
+    elevation_ft: float = SITE_ELEVATION_FT
+    antenna_agl_m: float = SITE_ANTENNA_AGL_M
+
+
+DEMO_SITE = Site()
+
+
+def slant_range_m(s: State, site: Site = DEMO_SITE) -> float:
     """Distance from the site antenna to the aircraft, metres."""
-    north = math.radians(s.lat - SITE_LAT) * 6_371_008.8
-    east = math.radians(s.lon - SITE_LON) * 6_371_008.8 * math.cos(math.radians(SITE_LAT))
-    up = (s.alt_ft - SITE_ELEVATION_FT) * 0.3048 - SITE_ANTENNA_AGL_M
+    north = math.radians(s.lat - site.lat) * 6_371_008.8
+    east = math.radians(s.lon - site.lon) * 6_371_008.8 * math.cos(math.radians(site.lat))
+    up = (s.alt_ft - site.elevation_ft) * 0.3048 - site.antenna_agl_m
     return math.sqrt(north * north + east * east + up * up)
 
 
-def _radio_horizon_m(height_agl_m: float) -> float:
+def _radio_horizon_m(height_agl_m: float, site: Site = DEMO_SITE) -> float:
     """Line-of-sight range (4/3 Earth) from the site antenna to a height above ground."""
-    return 4120.0 * (math.sqrt(SITE_ANTENNA_AGL_M) + math.sqrt(max(height_agl_m, 0.0)))
+    return 4120.0 * (math.sqrt(site.antenna_agl_m) + math.sqrt(max(height_agl_m, 0.0)))
 
 
-def level_dbfs(s: State, tx_power_db: float) -> float:
+def level_dbfs(s: State, tx_power_db: float, site: Site = DEMO_SITE) -> float:
     """Mean received pulse level of a reply from `s` (before fading)."""
-    km = max(slant_range_m(s) / 1000.0, 0.05)
+    km = max(slant_range_m(s, site) / 1000.0, 0.05)
     return min(LEVEL_AT_5KM_DBFS + tx_power_db - 20.0 * math.log10(km / 5.0), MAX_LEVEL_DBFS)
 
 
-def _on_air(duration_s: float, seed: int) -> list[Sent]:
-    """Every reply of every aircraft in [0, duration_s) with its level and fate."""
+def replies(
+    fleet: tuple[Aircraft, ...], duration_s: float, seed: int, site: Site = DEMO_SITE
+) -> list[Sent]:
+    """Every reply of every aircraft in [0, duration_s) with its level and fate at `site`:
+    beyond the radio horizon nothing arrives; otherwise the chance of a decode follows
+    the reply's SNR, and a share is lost to garbling."""
     root = np.random.SeedSequence(seed)
     sent: list[Sent] = []
-    for ac, seq in zip(aircraft(), root.spawn(3), strict=True):
+    for ac, seq in zip(fleet, root.spawn(len(fleet)), strict=True):
         tx_seq, rx_seq = seq.spawn(2)
         rx = np.random.default_rng(rx_seq)
         for t, msg in ac.transmissions(0.0, duration_s, np.random.default_rng(tx_seq)):
             s = ac.state(t)
-            level = level_dbfs(s, ac.tx_power_db) + float(rx.normal(0.0, FADING_DB))
+            level = level_dbfs(s, ac.tx_power_db, site) + float(rx.normal(0.0, FADING_DB))
             level = min(level, MAX_LEVEL_DBFS)
             snr = modulate.snr_db_for_level(level)
             p = 1.0 / (1.0 + math.exp(-(snr - DECODE_SNR_DB) / DECODE_SNR_SPREAD_DB))
-            visible = slant_range_m(s) <= _radio_horizon_m((s.alt_ft - SITE_ELEVATION_FT) * 0.3048)
+            height_m = (s.alt_ft - site.elevation_ft) * 0.3048
+            visible = slant_range_m(s, site) <= _radio_horizon_m(height_m, site)
             ok = visible and float(rx.uniform()) < p * (1.0 - GARBLE)
             sent.append(Sent(t=t, msg=msg, icao=ac.icao, level_dbfs=level, received=ok))
     sent.sort(key=lambda x: x.t)
     return sent
+
+
+def received_frames(sent: list[Sent], epoch: float = EPOCH) -> list[Frame]:
+    """The frames the site decoded, timed from `epoch` (rx_time = epoch + scenario t)."""
+    return [
+        Frame(
+            msg=x.msg,
+            rx_time=round(epoch + x.t, 6),
+            signal_dbfs=round(x.level_dbfs, 1),
+            source="sim",
+        )
+        for x in sent
+        if x.received
+    ]
+
+
+def _on_air(duration_s: float, seed: int) -> list[Sent]:
+    return replies(aircraft(), duration_s, seed)
 
 
 def demo_frames(duration_s: float = 300.0, seed: int = 1) -> tuple[list[Frame], DemoTruth]:
@@ -237,16 +273,7 @@ def demo_frames(duration_s: float = 300.0, seed: int = 1) -> tuple[list[Frame], 
         fading, source "sim"; the truth with every reply sent, received or not).
     """
     sent = _on_air(duration_s, seed)
-    frames = [
-        Frame(
-            msg=x.msg,
-            rx_time=round(EPOCH + x.t, 6),
-            signal_dbfs=round(x.level_dbfs, 1),
-            source="sim",
-        )
-        for x in sent
-        if x.received
-    ]
+    frames = received_frames(sent)
     truth = DemoTruth(epoch=EPOCH, duration_s=duration_s, aircraft=aircraft(), sent=tuple(sent))
     return frames, truth
 

@@ -295,7 +295,8 @@ class Aircraft:
         category: emitter category, "A1" light, "A3" large, "A7" rotorcraft, ...
         plan: the trajectory; plan time 0 is scenario time `start_s`.
         gnss_minus_baro_ft: GNSS height minus pressure altitude (QNH and geoid);
-            a multiple of 25 ft is reported exactly.
+            a multiple of 25 ft is reported exactly. None: the aircraft has no GNSS
+            height to report (its truth then uses 0).
         squawk_changes: (scenario time, new squawk) in time order, e.g. 7700.
         transponder_off_s: scenario time after which nothing is sent (switched off).
         radar_period_s: secondary radar sweep period: one DF4 + DF5 per sweep; None
@@ -309,7 +310,7 @@ class Aircraft:
     plan: FlightPlan
     squawk: str = "2000"
     start_s: float = 0.0
-    gnss_minus_baro_ft: float = 0.0
+    gnss_minus_baro_ft: float | None = 0.0
     squawk_changes: tuple[tuple[float, str], ...] = ()
     transponder_off_s: float | None = None
     radar_period_s: float | None = 12.0
@@ -333,7 +334,7 @@ class Aircraft:
             lat=k.lat,
             lon=k.lon,
             alt_ft=k.alt_ft,
-            gnss_alt_ft=k.alt_ft + self.gnss_minus_baro_ft,
+            gnss_alt_ft=k.alt_ft + (self.gnss_minus_baro_ft or 0.0),
             gs_kt=k.gs_kt,
             track_deg=k.track_deg % 360.0,
             vrate_fpm=k.vrate_fpm,
