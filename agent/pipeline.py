@@ -131,6 +131,7 @@ class Pipeline:
             return
         if not update.new_position:
             return
+        self.counts["positions_decoded"] += 1
         verdict = judge(ac, self.cfg.filter, site, self.fences)
         if not verdict.keep:
             self.counts[f"filtered_{verdict.reason}"] += 1

@@ -50,13 +50,20 @@ class Aerodromes:
         )
 
     def nearest(self, lat: float, lon: float, within_km: float = NEAR_KM) -> Aerodrome | None:
-        """The closest aerodrome within `within_km`, or None."""
-        la, lo = math.floor(lat), math.floor(lon)
+        """The closest aerodrome within `within_km`, or None.
+
+        A bounding box in degrees rules out almost every candidate before the
+        great-circle distance is computed (Mato Grosso alone has hundreds of strips).
+        """
+        dlat = within_km / 111.0
+        dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
         best, best_km = None, within_km
-        for dla in (-1, 0, 1):
-            for dlo in (-1, 0, 1):
-                for i in self._cells.get((la + dla, (lo + dlo + 180) % 360 - 180), ()):
+        for cla in range(math.floor(lat - dlat), math.floor(lat + dlat) + 1):
+            for clo in range(math.floor(lon - dlon), math.floor(lon + dlon) + 1):
+                for i in self._cells.get((cla, (clo + 180) % 360 - 180), ()):
                     e = self._entries[i]
+                    if abs(e.lat - lat) > dlat or abs(e.lon - lon) > dlon:
+                        continue
                     km = haversine_km(lat, lon, e.lat, e.lon)
                     if km <= best_km:
                         best, best_km = e, km
