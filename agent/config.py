@@ -172,6 +172,7 @@ class LimiterConfig(_Model):
     track_deg: float = Field(default=2.0, gt=0)
     speed_kt: float = Field(default=25.0, gt=0)
     vrate_fpm: float = Field(default=500.0, gt=0)
+    deviation_m: float = Field(default=100.0, gt=0)
 
 
 class TrackConfig(_Model):

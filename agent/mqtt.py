@@ -204,7 +204,7 @@ class MqttPublisher:
         self.counts["connect_failed"] += 1
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stop.is_set():
             log.warning(
                 "MQTT link to %s lost (%s); records wait in the outbox", self._endpoint, reason_code
             )

@@ -56,3 +56,14 @@ def test_track_wraps_around_north():
     lim = PositionLimiter()
     assert lim.should_send(_ac(track_deg=359.5), 0.0)
     assert not lim.should_send(_ac(track_deg=0.5), 6.0)  # 1 deg apart, not 359
+
+
+def test_position_off_the_dead_reckoned_line_goes_at_once():
+    lim = PositionLimiter()
+    # 100 kt due east: 51.4 m/s; after 4 s it should be 206 m east of the first point.
+    assert lim.should_send(_ac(lat=0.0, lon=0.0, gs_kt=100.0, track_deg=90.0), 0.0)
+    on_line = _ac(lat=0.0, lon=205.0 / 111_195.0, gs_kt=100.0, track_deg=90.0)
+    assert not lim.should_send(on_line, 4.0)
+    turned = _ac(lat=-150.0 / 111_195.0, lon=150.0 / 111_195.0, gs_kt=100.0, track_deg=90.0)
+    assert lim.should_send(turned, 4.5)  # velocity not heard yet, but it turned south
+    assert lim.counts["sent_deviation"] == 1
