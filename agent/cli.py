@@ -29,11 +29,9 @@ log = logging.getLogger("agent")
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from agent.logs import setup_logging
+
+    setup_logging(verbose)  # journald fields under systemd, plain stderr lines elsewhere
 
 
 def _add_site_args(p: argparse.ArgumentParser) -> None:
@@ -68,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="directory for persistent state")
     run.add_argument("--all", action="store_true", help="turn the GA filter off")
     run.add_argument("--stdout", action="store_true", help="also print records as JSON lines")
+    run.add_argument("--status-file", help="status JSON (default $RUNTIME_DIRECTORY/status.json)")
     _add_site_args(run)
 
     demo = sub.add_parser("demo", help="built-in simulated scenario, no dongle or broker needed")
@@ -75,6 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=300.0, help="scenario seconds")
     demo.add_argument("--mqtt", help="also publish to this broker")
     demo.add_argument("--state-dir", help="outbox directory with --mqtt (default: a temp dir)")
+
+    chk = sub.add_parser("check", help="self-check: config, dongle, source, broker, clock, disk")
+    chk.add_argument("--config", help="TOML configuration (default /etc/adsb-agent/agent.toml)")
+    chk.add_argument("--source", action="append", help="listen to this source URL (repeatable)")
+    chk.add_argument("--mqtt", help="broker URL instead of the configured one")
+
+    st = sub.add_parser("status", help="show the running agent's status file")
+    st.add_argument("--status-file", help="default /run/adsb-agent/status.json")
+    st.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    tl = sub.add_parser("tail", help="print the MQTT feed, one line per update and event")
+    tl.add_argument("--mqtt", help="broker URL (default: the configured one)")
+    tl.add_argument("--site", help="one site (default: the configured site with no --mqtt, else +)")
+    tl.add_argument("--config", help="TOML configuration for TLS/credentials")
     return ap
 
 
@@ -196,10 +209,13 @@ def _close(publishers: list[Publisher]) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from agent.config import build_config
+    from agent.logs import set_site
     from agent.pipeline import Pipeline, run_sources
+    from agent.service import Notifier, ServiceMonitor, default_status_path, pipeline_probe
     from agent.sources import open_source
 
     cfg = build_config(_overrides(args))
+    set_site(cfg.site.name)
     if not cfg.sources:
         raise ConfigError(["sources: none configured (give --source URL or sources = [...])"])
     now = round(time.time(), 3)
@@ -212,10 +228,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    monitor = ServiceMonitor(
+        pipeline_probe(pipeline, sources),
+        stop,
+        Notifier(),
+        site=cfg.site.name,
+        status_path=args.status_file or default_status_path(),
+    )
     log.info("started: site %s, sources %s", cfg.site.name, ", ".join(cfg.sources))
+    monitor.start()  # READY=1: config valid, sources open, publishers made
     try:
         run_sources(sources, pipeline, stop, clock=time.time)
     finally:
+        monitor.close()  # STOPPING=1
         _close(pipeline.publishers)
         _log_counts("pipeline", pipeline.stats())
     log.info("stopped")
@@ -259,4 +284,30 @@ def _log_counts(what: str, counts: dict[str, int]) -> None:
         log.info("%s: %s", what, " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 
-_COMMANDS = {"demod": _cmd_demod, "replay": _cmd_replay, "run": _cmd_run, "demo": _cmd_demo}
+def _cmd_check(args: argparse.Namespace) -> int:
+    from agent.check import main as check_main
+
+    return check_main(args.config, sources=args.source, mqtt_url=args.mqtt)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from agent.status import main as status_main
+
+    return status_main(args.status_file, as_json=args.json)
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from agent.tail import main as tail_main
+
+    return tail_main(args.mqtt, args.site, args.config)
+
+
+_COMMANDS = {
+    "demod": _cmd_demod,
+    "replay": _cmd_replay,
+    "run": _cmd_run,
+    "demo": _cmd_demo,
+    "check": _cmd_check,
+    "status": _cmd_status,
+    "tail": _cmd_tail,
+}

@@ -1,0 +1,254 @@
+"""`adsb-agent tail`: the MQTT feed as one readable line per message.
+
+For a technician on the strip ("does the agent publish what I see overhead?") and
+for an operator at the centre (`--site` omitted: every site). It subscribes to
+`<prefix>/<site or +>/#` with a throw-away client id, so it never disturbs an agent
+or a shared-subscription consumer, and prints positions, events, batched positions
+(zlib JSON arrays), status, info and health, each on one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from typing import IO, Any
+
+from agent.config import MqttConfig
+
+log = logging.getLogger("agent.tail")
+
+# Seconds of silence after subscribing before tail says why it may hear nothing.
+QUIET_HINT_S = 10.0
+
+
+def _clock(ts: Any) -> str:
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(float(ts)))
+    except (TypeError, ValueError, OverflowError):
+        return "--:--:--"
+
+
+def _num(v: Any, fmt: str, unit: str = "") -> str:
+    return "-" if v is None else f"{v:{fmt}}{unit}"
+
+
+def position_line(r: dict[str, Any]) -> str:
+    """`12:00:01 strip-01 E4A1B2 PTABC    -15.61230 -56.11870  1600 ft  AGL 1000 ...`."""
+    where = (
+        f"{r['lat']:9.5f} {r['lon']:10.5f}"
+        if r.get("lat") is not None and r.get("lon") is not None
+        else f"{'-':>9} {'-':>10}"
+    )
+    parts = [
+        _clock(r.get("ts")),
+        str(r.get("site", "?")),
+        str(r.get("icao", "?")),
+        f"{r.get('callsign') or '-':<8}",
+        where,
+        f"{_num(r.get('alt_baro_ft'), '>6', ' ft')}",
+        f"AGL {_num(r.get('agl_ft'), '.0f', ' ft')}",
+        f"{_num(r.get('gs_kt'), '.0f', ' kt')}",
+        f"{_num(r.get('track_deg'), '03.0f', '°')}",
+        f"{_num(r.get('vrate_fpm'), '+.0f', ' fpm')}",
+        f"{_num(r.get('distance_km'), '.1f', ' km')}",
+    ]
+    if r.get("on_ground"):
+        parts.append("GROUND")
+    if r.get("squawk"):
+        parts.append(f"sq {r['squawk']}")
+    parts.append(",".join(r.get("tags") or []))
+    return "  ".join(parts)
+
+
+def event_line(r: dict[str, Any]) -> str:
+    """`12:00:01 strip-01 E4A1B2 PTABC    EVENT track_start at ... [low,light]`."""
+    kind = str(r.get("event", "?"))
+    label = "EMERGENCY" if kind == "emergency_squawk" else "EVENT"
+    at = (
+        f" at {r['lat']:.5f} {r['lon']:.5f}"
+        if r.get("lat") is not None and r.get("lon") is not None
+        else ""
+    )
+    alt = f" {r['alt_baro_ft']} ft" if r.get("alt_baro_ft") is not None else ""
+    squawk = f" squawk {r['squawk']}" if r.get("squawk") else ""
+    tags = f" [{','.join(r['tags'])}]" if r.get("tags") else ""
+    return (
+        f"{_clock(r.get('ts'))}  {r.get('site', '?')}  {r.get('icao', '?')}  "
+        f"{r.get('callsign') or '-':<8}  {label} {kind}{at}{alt}{squawk}{tags}"
+    )
+
+
+def health_line(site: str, h: dict[str, Any]) -> str:
+    rates = h.get("rates", {})
+    link = h.get("link", {})
+    state = "up" if link.get("connected") else "down"
+    return (
+        f"{_clock(h.get('ts'))}  {site}  health: "
+        f"{rates.get('frames_per_s', 0)} frames/s, {rates.get('positions_per_s', 0)} positions/s, "
+        f"{h.get('aircraft', 0)} aircraft, link {state}, outbox {link.get('outbox_depth', 0)}"
+    )
+
+
+def describe(topic: str, payload: bytes, prefix: str = "adsb/v1") -> list[str]:
+    """Lines for one MQTT message (several for a batch of positions)."""
+    rest = topic.removeprefix(prefix + "/")
+    site, _, kind = rest.partition("/")
+    now = _clock(time.time())
+    try:
+        if kind == "positions":
+            return [position_line(r) for r in json.loads(zlib.decompress(payload))]
+        if kind == "status":
+            return [f"{now}  {site}  status: {payload.decode('utf-8', 'replace')}"]
+        data = json.loads(payload)
+    except (ValueError, zlib.error):
+        return [f"{now}  {topic}: {len(payload)} bytes, not JSON"]
+    if kind.startswith("position/"):
+        return [position_line(data)]
+    if kind == "events":
+        return [event_line(data)]
+    if kind == "health":
+        return [health_line(site, data)]
+    if kind == "info":
+        rx = data.get("receiver")
+        where = f", receiver {rx[0]}, {rx[1]}" if rx else ""
+        return [f"{now}  {site}  info: adsb-agent {data.get('version', '?')}{where}"]
+    return [f"{now}  {topic}: {payload[:80].decode('utf-8', 'replace')}"]
+
+
+def run_tail(
+    cfg: MqttConfig,
+    site: str | None,
+    stop: threading.Event,
+    *,
+    out: IO[str] | None = None,
+    on_subscribed: Callable[[], None] | None = None,
+    quiet_hint_s: float = QUIET_HINT_S,
+) -> int:
+    """Print the feed until `stop` is set; returns the exit status (2: bad URL).
+
+    Connection problems are printed once each, and paho keeps reconnecting. A broker
+    may grant a subscription its ACL then never serves (mosquitto does), so silence
+    after `quiet_hint_s` (every agent leaves a retained status) earns one hint line.
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from agent.errors import ConfigError
+    from agent.mqtt import parse_mqtt_url, resolve_password
+
+    stream = out or sys.stdout
+    if not cfg.url:
+        stream.write("adsb-agent tail: no broker (give --mqtt URL or --config FILE)\n")
+        return 2
+    try:
+        host, port, tls, user, url_password = parse_mqtt_url(cfg.url)
+        password = resolve_password(cfg, url_password)
+    except ConfigError as err:
+        stream.write(f"adsb-agent tail: {'; '.join(err.problems)}\n")
+        return 2
+    user = user or cfg.username
+    topic = f"{cfg.topic_prefix}/{site or '+'}/#"
+    lock = threading.Lock()
+    last_problem: list[str] = [""]
+    subscribed_at = [0.0]
+    received = [0]
+
+    def emit(lines: list[str]) -> None:
+        with lock:
+            for line in lines:
+                stream.write(line + "\n")
+            stream.flush()
+
+    def problem(text: str) -> None:
+        if text != last_problem[0]:
+            last_problem[0] = text
+            emit([f"-- {text}"])
+
+    def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            problem(f"broker {host}:{port} refused: {rc}")
+            return
+        last_problem[0] = ""
+        client.subscribe(topic, qos=1)
+
+    def on_subscribe(client: Any, userdata: Any, mid: Any, rcs: Any, props: Any) -> None:
+        if any(rc.is_failure for rc in rcs):
+            problem(
+                f"subscription to {topic} refused ({rcs[0]}): the broker's ACL must let "
+                f"{user or 'this client'} read it (e.g. `pattern read adsb/v1/%u/#`)"
+            )
+            return
+        emit([f"-- subscribed to {topic} on {host}:{port}"])
+        subscribed_at[0] = time.monotonic()
+        if on_subscribed is not None:
+            on_subscribed()
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        received[0] += 1
+        try:
+            emit(describe(msg.topic, msg.payload, cfg.topic_prefix))
+        except Exception as err:  # one odd message must not end the tail
+            emit([f"-- {msg.topic}: cannot show: {err}"])
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"adsb-agent-tail-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311,
+    )
+    if user is not None:
+        client.username_pw_set(user, password or None)
+    if tls:
+        client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file)
+        client.tls_insecure_set(cfg.tls_insecure)
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.on_connect_fail = lambda c, u: problem(f"cannot connect to {host}:{port}; retrying")
+    client.reconnect_delay_set(1, 30)
+    client.connect_async(host, port, keepalive=cfg.keepalive_s)
+    client.loop_start()
+    try:
+        while not stop.wait(0.2):
+            quiet = subscribed_at[0] and time.monotonic() - subscribed_at[0] > quiet_hint_s
+            if quiet and not received[0]:
+                subscribed_at[0] = 0.0  # say it once
+                emit(
+                    [
+                        f"-- nothing in {quiet_hint_s:g} s, not even the retained status: "
+                        f"no agent has published under {topic}, or the broker's ACL does not "
+                        f"let {user or 'anonymous clients'} read it "
+                        "(e.g. `pattern read adsb/v1/%u/#`)"
+                    ]
+                )
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return 0
+
+
+def main(mqtt_url: str | None, site: str | None, config: str | None) -> int:
+    """`adsb-agent tail`: the configured broker and site unless told otherwise."""
+    import signal
+
+    from agent.check import DEFAULT_CONFIG, DEFAULT_CREDENTIAL, with_credential
+    from agent.config import load_config
+
+    path = config or (str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
+    cfg = load_config(path) if path else None
+    mqtt = cfg.mqtt if cfg is not None else MqttConfig()
+    if mqtt_url:
+        mqtt = mqtt.model_copy(update={"url": mqtt_url})
+    elif site is None and cfg is not None:
+        site = cfg.site.name  # on the strip: this site's feed
+    if cfg is not None:
+        mqtt = with_credential(mqtt, DEFAULT_CREDENTIAL)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return run_tail(mqtt, site, stop)

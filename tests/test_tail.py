@@ -1,0 +1,170 @@
+"""`adsb-agent tail`: a real agent publisher -> real mosquitto -> one line per message."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+from agent.cli import main
+from agent.config import MqttConfig, SiteConfig
+from agent.mqtt import MqttPublisher
+from agent.outbox import Outbox
+from agent.records import event_record, position_record
+from agent.tail import describe, run_tail
+from agent.track import Aircraft
+
+
+def _aircraft(i: int) -> Aircraft:
+    return Aircraft(
+        icao=f"E4{i:04X}",
+        first_seen=1_767_225_600.0,
+        last_seen=1_767_225_600.0 + i,
+        messages=12,
+        lat=-15.6123,
+        lon=-56.1187,
+        position_time=1_767_225_600.0 + i,
+        position_source="cpr_local",
+        alt_baro_ft=1600,
+        gs_kt=90.0,
+        track_deg=270.0,
+        callsign="PTABC",
+    )
+
+
+class Tail:
+    """run_tail on a thread, writing into a buffer the test reads."""
+
+    def __init__(self, cfg: MqttConfig, site: str | None):
+        self.out = io.StringIO()
+        self.stop = threading.Event()
+        subscribed = threading.Event()
+        self.thread = threading.Thread(
+            target=run_tail,
+            args=(cfg, site, self.stop),
+            kwargs={"out": self.out, "on_subscribed": subscribed.set},
+            daemon=True,
+        )
+        self.thread.start()
+        assert subscribed.wait(10)
+
+    def lines(self) -> list[str]:
+        return self.out.getvalue().splitlines()
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hits = [line for line in self.lines() if text in line]
+            if len(hits) >= count:
+                return hits
+            time.sleep(0.05)
+        raise AssertionError(f"{count} x {text!r} not seen in:\n" + "\n".join(self.lines()))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def _agent(tmp: Path, url: str, site: str, **mqtt) -> MqttPublisher:
+    return MqttPublisher(MqttConfig(url=url, **mqtt), site, Outbox(tmp / f"{site}.sqlite")).start()
+
+
+def test_tail_prints_one_line_per_position_and_event_of_one_site(broker, tmp_path):
+    tail = Tail(MqttConfig(url=broker.url), "site-01")
+    ours = _agent(tmp_path, broker.url, "site-01")
+    other = _agent(tmp_path, broker.url, "site-02")
+    try:
+        site = SiteConfig(name="site-01", lat=-15.6, lon=-56.1, elevation_ft=600)
+        ac = _aircraft(1)
+        ours.publish(event_record("track_start", ac, site, ac.last_seen, ("low", "light")))
+        for i in range(1, 4):
+            ours.publish(position_record(_aircraft(i), site, ("low", "light")))
+        ac.squawk = "7700"
+        ours.publish(event_record("emergency_squawk", ac, site, ac.last_seen + 5))
+        other.publish(position_record(_aircraft(9), SiteConfig(name="site-02"), ("low",)))
+        assert ours.flush(10) and other.flush(10)
+        positions = tail.wait_for("PTABC", count=5)
+        tail.wait_for("site-01  status: online")
+        tail.wait_for("info: adsb-agent")
+    finally:
+        ours.close()
+        other.close()
+    tail.wait_for("site-01  status: stopped")
+    tail.close()
+    assert not any("site-02" in line for line in tail.lines())  # --site filters
+    start = next(line for line in positions if "EVENT track_start" in line)
+    assert "E40001" in start and "[low,light]" in start
+    assert any("EMERGENCY emergency_squawk" in line and "squawk 7700" in line for line in positions)
+    pos = [line for line in positions if "EVENT" not in line and "EMERGENCY" not in line]
+    assert len(pos) == 3 and all(" 1600 ft" in line and "90 kt" in line for line in pos)
+    assert "-15.61230  -56.11870" in pos[0] and "270°" in pos[0]
+
+
+def test_tail_unpacks_batched_positions_and_shows_every_site(broker, tmp_path):
+    tail = Tail(MqttConfig(url=broker.url), None)
+    agent = _agent(tmp_path, broker.url, "site-03", batch_s=0.2)
+    try:
+        for i in range(1, 5):
+            agent.publish(position_record(_aircraft(i), SiteConfig(name="site-03"), ("low",)))
+        assert agent.flush(10)
+        lines = tail.wait_for("site-03  E4", count=4)
+    finally:
+        agent.close()
+        tail.close()
+    assert sorted(line.split()[2] for line in lines) == ["E40001", "E40002", "E40003", "E40004"]
+
+
+def test_health_and_junk_are_one_line_each():
+    health = (
+        b'{"ts": 1767225600, "rates": {"frames_per_s": 12.5, "positions_per_s": 0.4},'
+        b' "aircraft": 3, "link": {"connected": true, "outbox_depth": 0}}'
+    )
+    (line,) = describe("adsb/v1/site-01/health", health)
+    assert "site-01  health: 12.5 frames/s, 0.4 positions/s, 3 aircraft, link up" in line
+    (line,) = describe("adsb/v1/site-01/events", b"\xff not json")
+    assert "not JSON" in line
+
+
+def test_tail_command_rejects_a_bad_url(capsys):
+    assert main(["tail", "--mqtt", "http://broker"]) == 2
+    assert "mqtt.url" in capsys.readouterr().out
+
+
+def test_silence_from_an_acl_that_grants_but_never_serves_is_explained(tmp_path):
+    """mosquitto acknowledges a subscription its ACL forbids, then sends nothing."""
+    import subprocess
+
+    from tests.conftest import Broker
+
+    pw = tmp_path / "passwd"
+    pw.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "site-01", "s1"], check=True)
+    pw.chmod(0o600)
+    acl = tmp_path / "acl"
+    acl.write_text("pattern write adsb/v1/%u/#\n")  # the site may write, not read
+    b = Broker(tmp_path, f"allow_anonymous false\npassword_file {pw}\nacl_file {acl}\n").start()
+    url = f"mqtt://site-01:s1@127.0.0.1:{b.port}"
+    agent = _agent(tmp_path, url, "site-01")  # leaves a retained status the tail cannot read
+    assert agent.wait_connected(10)
+    out = io.StringIO()
+    stop = threading.Event()
+    t = threading.Thread(
+        target=run_tail,
+        args=(MqttConfig(url=url), "site-01", stop),
+        kwargs={"out": out, "quiet_hint_s": 0.5},
+    )
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "nothing in" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(5)
+        agent.close(timeout=0.2)
+        b.stop()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("-- subscribed to adsb/v1/site-01/#")
+    assert len(lines) == 2 and "not even the retained status" in lines[1]
+    assert "let site-01 read it" in lines[1]
