@@ -239,6 +239,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     monitor.start()  # READY=1: config valid, sources open, publishers made
     try:
         run_sources(sources, pipeline, stop, clock=time.time)
+        if not stop.is_set():  # every source ended (recordings): their tracks end too
+            pipeline.finish()
     finally:
         monitor.close()  # STOPPING=1
         _close(pipeline.publishers)

@@ -86,7 +86,7 @@ def resolve_password(cfg: MqttConfig, url_password: str | None) -> str | None:
     if path is None:
         return None
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        return Path(path).read_text(encoding="utf-8").strip() or None  # empty: no password
     except OSError as err:
         raise ConfigError([f"mqtt.password_file: cannot read {path}: {err.strerror}"]) from None
 
