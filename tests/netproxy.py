@@ -13,6 +13,8 @@ class CuttableProxy:
     def __init__(self, target: int):
         self.target = target
         self.down = False
+        self.bytes_up = 0  # client -> target
+        self.bytes_down = 0  # target -> client
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._srv = socket.socket()
@@ -37,16 +39,20 @@ class CuttableProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the connect timeout must not cut idle links
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
+                if up:
+                    self.bytes_up += len(data)
+                else:
+                    self.bytes_down += len(data)
         except OSError:
             pass
         finally:
