@@ -5,12 +5,29 @@ Prints the precision and recall of each event kind (run with -s to see the table
 
 from __future__ import annotations
 
+import io
+import json
 from collections import Counter
 
 import pytest
 
+from agent.config import build_config
+from agent.frame import Frame
+from agent.pipeline import Pipeline
+from agent.publish import StdoutPublisher
+from agent.sim.encode import all_call_reply, altitude_reply
+from agent.sim.trajectory import Aircraft, FlightPlan, Kinematics, Straight
 from tests.helpers import validate
-from tests.scenarios import ALL, QNH_OFFSET_FT, SCORED_EVENTS, Scenario, qnh_from_traffic
+from tests.scenarios import (
+    ALL,
+    DAY,
+    QNH_OFFSET_FT,
+    SCORED_EVENTS,
+    STRIP,
+    Scenario,
+    offset,
+    qnh_from_traffic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +112,52 @@ def test_height_above_ground_within_100_ft_when_qnh_comes_from_traffic():
     assert max(errors) <= 100
     # Without the correction the error would be the whole QNH offset.
     assert abs(QNH_OFFSET_FT) > 300
+
+
+def test_emergency_squawk_is_an_event_with_its_meaning():
+    s = STRIP
+    lat, lon = offset(s, -5_000.0, 0.0)
+    start = Kinematics(lat, lon, s.elevation_ft + 1500, gs_kt=100.0, track_deg=90.0)
+    ac = Aircraft(
+        icao=0xE49008,
+        callsign="PTSOS",
+        category="A1",
+        plan=FlightPlan(start, [Straight(200.0)]),
+        squawk="7000",
+        squawk_changes=((60.0, "7700"),),
+    )
+    records, _ = Scenario("emergency", s, (ac,), 150.0, set()).run()
+    (event,) = [r for r in records if r.get("event") == "emergency_squawk"]
+    assert event["squawk"] == "7700" and event["ts"] >= DAY + 60.0
+    later = [r for r in records if r["type"] == "position" and r["ts"] > event["ts"]]
+    assert later and later[0]["squawk_meaning"] == "emergency"
+
+
+def test_mode_s_only_contact_is_reported_unlocated_with_its_altitude():
+    """A transponder without ADS-B: all-call (DF11) and altitude replies (DF4) only."""
+    icao = 0xE4B00B
+    frames = []
+    for i in range(60):  # one minute, a reply pair every second
+        t = DAY + i
+        frames.append(Frame(all_call_reply(icao), t, -20.0, "sim"))
+        frames.append(Frame(altitude_reply(icao, 1800.0), t + 0.5, -20.0, "sim"))
+    cfg = build_config(
+        {
+            "site": {
+                "name": "s",
+                "lat": STRIP.lat,
+                "lon": STRIP.lon,
+                "elevation_ft": STRIP.elevation_ft,
+            }
+        }
+    )
+    out = io.StringIO()
+    pipeline = Pipeline(cfg, [StdoutPublisher(out)])
+    for f in frames:
+        pipeline.handle(f)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["event"] for r in records] == ["unlocated_contact"]
+    (event,) = records
+    assert event["icao"] == "E4B00B" and event["alt_baro_ft"] == 1800
+    assert event["lat"] is None and "mode_s_only" in event["tags"]
+    validate(event)
