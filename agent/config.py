@@ -135,6 +135,9 @@ class MqttConfig(_Model):
     max_inflight: int = Field(default=20, ge=1, le=1000)
     drain_rate: float = Field(default=50.0, gt=0, le=100000)
     health_interval_s: float = Field(default=60.0, ge=1, le=3600)
+    # The broker publishes `offline` this long after the link dies (MQTT 5 will delay):
+    # a cellular hiccup of a few seconds should not flap the site's status.
+    will_delay_s: int = Field(default=30, ge=0, le=86400)
     batch_s: float = Field(default=0.0, ge=0, le=3600)
 
     @field_validator("url")

@@ -7,7 +7,7 @@ network thread only sets flags and appends acknowledgements: no database work an
 exceptions escape its callbacks.
 
 Status topic: retained `online` after every connect, `stopped` on a clean exit, and a
-last will `offline` sent by the broker after WILL_DELAY_S of silence.
+last will `offline` sent by the broker `mqtt.will_delay_s` after the link dies.
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ from agent.records import topic_for
 
 log = logging.getLogger("agent.mqtt")
 
-# The broker waits this long after an unclean disconnect before publishing `offline`:
-# a cellular hiccup of a few seconds should not flap the site's status.
-WILL_DELAY_S = 30
 # After the broker refuses a publish (e.g. 0x87 not authorised), wait this long before
 # trying again: retrying at once would be a storm of refusals on a paid link.
 REFUSED_RETRY_S = 300.0
@@ -158,7 +155,7 @@ class MqttPublisher:
         will_props = None
         if self._v5:
             will_props = Properties(PacketTypes.WILLMESSAGE)
-            will_props.WillDelayInterval = WILL_DELAY_S
+            will_props.WillDelayInterval = cfg.will_delay_s
         client.will_set(f"{self.base}/status", "offline", qos=1, retain=True, properties=will_props)
         # One more than our own cap so paho never holds back a message we released.
         client.max_inflight_messages_set(cfg.max_inflight + 4)

@@ -161,3 +161,15 @@ def test_batched_positions_arrive_compressed_with_every_seq(broker, tmp_path):
     assert pub.counts["batches"] == len(batches)
     pub.close()
     sub.close()
+
+
+def test_mqtt_311_option_delivers_too(broker, tmp_path):
+    sub = Subscriber(broker.port, "adsb/v1/+/position/#")
+    cfg = MqttConfig(url=broker.url, protocol="3.1.1")
+    pub = MqttPublisher(cfg, SITE.name, Outbox(tmp_path / "o.sqlite")).start()
+    for i in range(5):
+        pub.publish(position_record(_aircraft(i), SITE, ("low",)))
+    assert pub.flush(10)
+    assert sub.wait_for(lambda s: len(s.records()) == 5)
+    pub.close()
+    sub.close()
