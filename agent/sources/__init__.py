@@ -72,22 +72,29 @@ def open_source(url: str, *, start_time: float = 0.0) -> Source:
         rate = parse_rate(query.get("rate", "2.4e6"))
         return open_file_source(path, query.get("format", "uc8"), rate, start_time=start_time)
     if parts.scheme in ("beast", "avr"):
-        try:
-            host, port = parts.hostname, parts.port
-        except ValueError:
-            raise SourceError(f"{url}: bad port") from None
-        if not host:
-            raise SourceError(f"{url}: no host")
+        host, port = _host_port(url)
         if parts.scheme == "beast":
             from agent.sources.beast import BeastTcpSource
 
-            return BeastTcpSource(host, port or 30005, name=url)
+            return BeastTcpSource(host, port, name=url)
         from agent.sources.avr import AvrTcpSource
 
-        return AvrTcpSource(host, port or 30002, name=url)
+        return AvrTcpSource(host, port, name=url)
     if parts.scheme in ("rtlsdr", "rtltcp", "serial"):
         return _open_hardware_source(url, start_time=start_time)
     raise SourceError(f"{url}: unknown source scheme {parts.scheme!r}")
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    """Host and port (None when absent) of a network source URL."""
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise SourceError(f"{url}: bad port") from None
+    if not host:
+        raise SourceError(f"{url}: no host")
+    return host, port
 
 
 def _open_hardware_source(url: str, *, start_time: float = 0.0) -> Source:
@@ -105,12 +112,7 @@ def _open_hardware_source(url: str, *, start_time: float = 0.0) -> Source:
         from agent.sources.rtlsdr import parse_tuner_options
         from agent.sources.rtltcp import RtlTcpSource
 
-        try:
-            host, port = parts.hostname, parts.port
-        except ValueError:
-            raise SourceError(f"{url}: bad port") from None
-        if not host:
-            raise SourceError(f"{url}: no host")
+        host, port = _host_port(url)
         return RtlTcpSource(host, port or 1234, parse_tuner_options(url, query), name=url)
     from agent.sources.serial_port import SerialSource, parse_serial_options
 

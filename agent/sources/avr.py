@@ -180,17 +180,7 @@ class AvrTcpSource(TcpFrameSource):
     """
 
     scheme = "avr"
-
-    def __init__(
-        self,
-        host: str,
-        port: int = 30002,
-        *,
-        name: str | None = None,
-        clock: Clock = time.time,
-        **options: float,
-    ):
-        super().__init__(host, port, name=name, clock=clock, **options)
+    default_port = 30002
 
     def make_decoder(self) -> AvrDecoder:
         return AvrDecoder(self.name, clock=self.clock, counts=self.counts)

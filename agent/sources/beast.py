@@ -214,17 +214,7 @@ class BeastTcpSource(TcpFrameSource):
     """
 
     scheme = "beast"
-
-    def __init__(
-        self,
-        host: str,
-        port: int = 30005,
-        *,
-        name: str | None = None,
-        clock: Clock = time.time,
-        **options: float,
-    ):
-        super().__init__(host, port, name=name, clock=clock, **options)
+    default_port = 30005
 
     def make_decoder(self) -> BeastDecoder:
         return BeastDecoder(self.name, clock=self.clock, counts=self.counts)

@@ -220,11 +220,12 @@ class TcpFrameSource:
     """
 
     scheme = "tcp"
+    default_port = 0
 
     def __init__(
         self,
         host: str,
-        port: int,
+        port: int | None = None,
         *,
         name: str | None = None,
         clock: Clock = time.time,
@@ -234,8 +235,8 @@ class TcpFrameSource:
         backoff_max: float = 30.0,
     ):
         self.host = host
-        self.port = port
-        self.name = name or f"{self.scheme}://{host}:{port}"
+        self.port = port or self.default_port
+        self.name = name or f"{self.scheme}://{host}:{self.port}"
         self.clock = clock
         self.timing = {
             "connect_timeout": connect_timeout,
