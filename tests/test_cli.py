@@ -117,3 +117,23 @@ def test_missing_input_file_is_a_clear_error():
     run = agent("demod", "/nonexistent/capture.uc8")
     assert run.returncode == EXIT_CONFIG
     assert b"/nonexistent/capture.uc8" in run.stderr
+
+
+def test_demo_runs_without_dongle_or_broker_and_never_shows_the_airliner():
+    run = agent("demo")
+    records = _records(run)
+    events = [r["event"] for r in records if r["type"] == "event"]
+    for kind in ("takeoff", "landing", "lost_low"):
+        assert kind in events
+    callsigns = {r["callsign"] for r in records if r["type"] == "position"}
+    assert {"PTABC", "PRHLC"} <= callsigns and "TAM3054" not in callsigns
+
+
+def test_demo_also_publishes_to_a_broker(broker, tmp_path):
+    from tests.mqtt_helpers import Subscriber
+
+    sub = Subscriber(broker.port, "adsb/v1/demo/#")
+    run = agent("demo", "--duration", "120", "--mqtt", broker.url, "--state-dir", str(tmp_path))
+    printed = _records(run)
+    assert sub.wait_for(lambda s: len(s.records()) == len(printed), 15)
+    sub.close()
