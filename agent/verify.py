@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 
-from agent.crc import syndrome
+from agent.crc import syndrome as _syndrome
 from agent.frame import Frame, frame_bits
 
 # A clean DF11/17 keeps its address trusted this long; readsb uses 60-120 s.
@@ -22,6 +22,7 @@ RECENT_ADDRESS_TTL_S = 60.0
 ADDRESS_PARITY_DFS = frozenset((0, 4, 5, 16, 20, 21))
 # DF11 parity is CRC XOR interrogator code; codes fit in 7 bits (II 0-15, SI 1-63).
 _DF11_MAX_IID = 0x7F
+_ACCEPTED_KEYS = tuple(f"accepted_df{df}" for df in range(32))
 
 
 class Reject(Enum):
@@ -57,6 +58,10 @@ class FrameVerifier:
         seen = self._recent.get(icao)
         return seen is not None and now - seen <= self.address_ttl_s
 
+    def recent_addresses(self, now: float) -> list[int]:
+        """Every address seen_recently(address, now) accepts, for filtering many at once."""
+        return [a for a, seen in self._recent.items() if now - seen <= self.address_ttl_s]
+
     def confirm(self, icao: int, now: float) -> None:
         """Mark an address as seen in a clean, self-checking frame."""
         self._recent[icao] = now
@@ -66,20 +71,21 @@ class FrameVerifier:
     def _expire(self, now: float) -> None:
         self._recent = {a: t for a, t in self._recent.items() if now - t <= self.address_ttl_s}
 
-    def check(self, frame: Frame) -> Verdict:
-        verdict = self._judge(frame)
+    def check(self, frame: Frame, syndrome: int | None = None) -> Verdict:
+        """Judge one frame; `syndrome` saves recomputing it when the caller has it."""
+        verdict = self._judge(frame, syndrome)
         if verdict.accepted:
-            self.counts[f"accepted_df{frame.df}"] += 1
+            self.counts[_ACCEPTED_KEYS[frame.df]] += 1
         else:
             self.counts[verdict.reason.value] += 1  # type: ignore[union-attr]
         return verdict
 
-    def _judge(self, frame: Frame) -> Verdict:
+    def _judge(self, frame: Frame, known: int | None) -> Verdict:
         msg, df = frame.msg, frame.df
         if len(msg) * 8 != frame_bits(df):
             return Verdict(False, reason=Reject.BAD_LENGTH)
+        syn = _syndrome(msg) if known is None else known
         if df in (11, 17, 18):
-            syn = syndrome(msg)
             aa = int.from_bytes(msg[1:4], "big")
             if df == 11:
                 if syn == 0:
@@ -94,7 +100,7 @@ class FrameVerifier:
                 self.confirm(aa, frame.rx_time)
             return Verdict(True, aa)
         if df in ADDRESS_PARITY_DFS:
-            icao = syndrome(msg)
+            icao = syn
             if self.seen_recently(icao, frame.rx_time):
                 return Verdict(True, icao)
             return Verdict(False, reason=Reject.UNKNOWN_ADDRESS)

@@ -49,11 +49,9 @@ def test_high_snr_bursts_all_recovered_at_2400() -> None:
     assert _recovered(2_400_000, 20.0) == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3: at 2.0 MS/s pulses straddling two samples are still lost (~70 % at 20 dB)",
-)
 def test_high_snr_bursts_all_recovered_at_2000() -> None:
+    # Pulses straddling two samples: first-minus-second slicing stopped near 70 % here;
+    # the trellis (agent/demod/trellis.py) decides each bit with its neighbour in view.
     assert _recovered(2_000_000, 20.0) == 1.0
 
 
@@ -63,8 +61,8 @@ def test_sensitivity_floor_at_2400() -> None:
 
 
 def test_sensitivity_floor_at_2000() -> None:
-    # Measured about 50 % at 12 dB; guards the 2.0 MS/s path against losing more.
-    assert _recovered(2_000_000, 12.0) >= 0.35
+    # Measured about 67 % at 12 dB (50 % before the trellis); guards the 2.0 MS/s path.
+    assert _recovered(2_000_000, 12.0) >= 0.55
 
 
 @pytest.mark.parametrize("rate", RATES)

@@ -66,3 +66,19 @@ def test_real_adsb_sample_is_clean():
     v = FrameVerifier()
     frames = pms_adsb_frames(shared_data("messages/pms_sample_data_adsb.csv"))
     assert all(v.check(f).accepted for f in frames)
+
+
+def test_recent_addresses_lists_what_seen_recently_accepts():
+    v = FrameVerifier(address_ttl_s=60)
+    assert v.recent_addresses(0.0) == []
+    v.check(Frame(DF17, 1.0))
+    assert v.recent_addresses(2.0) == [0x4D2023]
+    assert v.recent_addresses(100.0) == []
+    assert v.seen_recently(0x4D2023, 2.0) and not v.seen_recently(0x4D2023, 100.0)
+
+
+def test_a_given_syndrome_is_used_instead_of_recomputing():
+    v = FrameVerifier()
+    assert v.check(Frame(DF17, 0.0), 0).accepted
+    # The caller's syndrome is trusted: a wrong one gives the wrong verdict.
+    assert not v.check(Frame(DF17, 0.0), 1).accepted

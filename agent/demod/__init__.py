@@ -4,6 +4,7 @@ iq.py          raw UC8 / SC16 bytes -> magnitude
 timing.py      half-bit positions and matched-filter taps per rate and phase
 preamble.py    candidate starts: vectorised screen, then SNR against local noise
 slicer.py      bit decisions for many candidates at once
+trellis.py     bit decisions that account for the neighbouring bit (straddled pulses)
 demodulator.py Demodulator: blocks in, verified Frames out
 """
 

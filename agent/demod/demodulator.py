@@ -1,15 +1,20 @@
 """Magnitude blocks in, verified Mode S frames out.
 
 Work per block, cheapest first so that per-candidate Python only ever sees a handful:
-    1. preamble.screen        every sample: ~15 shifted-array ops, phase-agnostic
+    1. preamble.screen        every sample: ~20 shifted-array ops, phase-agnostic
+                              (pulses over the quiet gaps' mean and loudest sample)
     2. preamble.phase_scores  survivors: one matrix product -> SNR of all phases,
-                              plus the noise-floor test
+                              plus the noise-floor test (looser for weak preambles);
+                              at most PHASES_PER_PREAMBLE phases per start go on
     3. slicer (first block)   downlink format of every phase must be acceptable
-    4. slicer (all blocks)    every bit of every phase (one matrix product), vectorised
-                              CRC syndromes and classes; the best decode per preamble
-                              cluster (class, then mean bit margin)
-    5. Python, in time order, over those few: overlap resolution, 1-bit (optionally
-       2-bit) repair, and the shared FrameVerifier as the final gate.
+    4. slicer.pair_margins    every bit of each (start, phase) pair, one matrix product
+       or trellis.soft_bits   per phase (2.0 MS/s: the trellis decides every bit with
+                              its neighbour in view); vectorised CRC syndromes and
+                              classes, repairs only of uncertain bits; optionally the
+                              trellis again for weak pairs slicing could not decode;
+                              the best decode per preamble cluster (class, then margin)
+    5. Python, in time order, over those few: overlap resolution and the shared
+       FrameVerifier (given the syndrome already computed) as the final gate.
 
 Blocks are joined with a carried-over tail long enough that every reply, and every
 candidate that could overlap it, is seen whole in one buffer; decisions are only taken
@@ -19,7 +24,9 @@ input is split into blocks (tests/test_demod.py checks this).
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 from collections import Counter
 from dataclasses import dataclass
 
@@ -27,28 +34,43 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from agent import crc
-from agent.demod import preamble, slicer
-from agent.demod.timing import LONG_BITS, SHORT_BITS, Timing
+from agent.demod import preamble, slicer, trellis
+from agent.demod.timing import BLOCK_BITS, LONG_BITS, SHORT_BITS, Timing
 from agent.frame import Frame
 from agent.verify import ADDRESS_PARITY_DFS, FrameVerifier
 
-# Candidate time is kept in tenths of a sample (integers): phases are fifths (2.4 MS/s)
-# or halves (2.0 MS/s) and half-bits 6/5 or 1 sample, so every boundary is exact and
+# Candidate time is kept in 40ths of a sample (integers): phases are fifths (2.4 MS/s)
+# or eighths (2.0 MS/s) and half-bits 6/5 or 1 sample, so every boundary is exact and
 # overlap decisions cannot depend on float rounding or on where a block was split.
-SUB = 10
+SUB = 40
 ACCEPTABLE_DFS = frozenset((0, 4, 5, 11, 16, 17, 18, 20, 21))
 _ACCEPTABLE_DF_TABLE = np.zeros(32, dtype=bool)
 _ACCEPTABLE_DF_TABLE[list(ACCEPTABLE_DFS)] = True
 _ADDRESS_PARITY_TABLE = np.zeros(32, dtype=bool)
 _ADDRESS_PARITY_TABLE[list(ADDRESS_PARITY_DFS)] = True
+_SELF_CHECKING_TABLE = np.zeros(32, dtype=bool)
+_SELF_CHECKING_TABLE[[11, 17, 18]] = True
+# Bit weights of the 5-bit DF field, for a (..., 5) bool @ weights product.
+_DF_WEIGHTS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
 # DF11 parity is CRC XOR the interrogator code: a syndrome this small is an IID (accepted
 # for known addresses), not a bit error, so it is never "repaired" to IID 0.
 DF11_MAX_IID = 0x7F
 
 # Samples of already-decided context carried into the next buffer (> a phase cluster).
 CONTEXT = 16
-# (start, phase) pairs sliced per preamble cluster, best preamble SNR first.
-PHASES_PER_PREAMBLE = 3
+# (start, phase) pairs sliced per start sample, best preamble SNR first (not at the
+# trellis-only rates, whose finer phases each carry a different straddle).
+PHASES_PER_PREAMBLE = 2
+# Data blocks sliced for a long reply (BLOCK_BITS bits each), and for the DF check
+# with the trellis (which decides the DF better with the next bits in view).
+_LONG_BLOCKS = -(-LONG_BITS // BLOCK_BITS)
+_HEAD_BLOCKS = 2
+# Rates (samples per second) whose bits are all decided by the trellis: at 2.0 MS/s a
+# reply is as likely to straddle samples as not, and first-minus-second slicing fails
+# there. At other rates slicing decides first and the trellis retries weak replies.
+TRELLIS_ALL_RATES = frozenset((2_000_000,))
+# The retry is for weak replies (preamble.WEAK_LEVEL: about 12 dB SNR, above which
+# slicing already recovers every burst of bench/bursts.py).
 
 # Noise floor (see Demodulator._floor): mean magnitude of NOISE_SUB-sample pieces, the
 # FLOOR_RANK-th lowest of each NOISE_WINDOW (0.4-0.5 ms). Rank 8 of 64 is the 1/8
@@ -98,6 +120,9 @@ _AA_FLIPS = {
     REPAIRED: _aa_flips({k: (b,) for k, b in _REPAIR[LONG_BITS].items()}),
     REPAIRED2: _aa_flips(_REPAIR2),
 }
+# A repair may only flip bits among this many least certain ones (|margin| smallest).
+REPAIR1_WEAKEST = 16
+REPAIR2_WEAKEST = 10
 # Pairs closer than this (SUB units) belong to one preamble: its phases and neighbours.
 CLUSTER_GAP = 2 * SUB
 
@@ -107,35 +132,142 @@ def _clusters(starts: np.ndarray) -> int:
     return int(starts.size and 1 + np.count_nonzero(np.diff(starts) > 2))
 
 
+def _address(msgs: np.ndarray) -> np.ndarray:
+    """The 24-bit AA field (bytes 1-3) of each row of msgs, as int64."""
+    return (
+        (msgs[:, 1].astype(np.int64) << 16)
+        | (msgs[:, 2].astype(np.int64) << 8)
+        | msgs[:, 3].astype(np.int64)
+    )
+
+
+def _member(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """values in the sorted array keys (np.isin without sorting the keys every call)."""
+    at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+    return keys[at] == values
+
+
 def _classify(df: np.ndarray, syn: np.ndarray, repair_bits: int) -> np.ndarray:
     """Static candidate class of each decode from its DF and CRC syndrome."""
     es = (df == 17) | (df == 18)
     df11 = df == 11
     kind = np.full(df.shape, INVALID, dtype=np.int8)
     kind[_ADDRESS_PARITY_TABLE[df]] = ADDRESSED
-    if repair_bits >= 2:
-        kind[es & np.isin(syn, _REPAIR2_KEYS)] = REPAIRED2
-    kind[df11 & (syn <= DF11_MAX_IID)] = ADDRESSED
-    kind[df11 & (syn > DF11_MAX_IID) & np.isin(syn, _REPAIR_KEYS[SHORT_BITS])] = REPAIRED
-    kind[es & np.isin(syn, _REPAIR_KEYS[LONG_BITS])] = REPAIRED
-    kind[df11 & (syn == 0)] = CLEAN_DF11
-    kind[es & (syn == 0)] = CLEAN_ES
+    if es.any():
+        e = np.flatnonzero(es)
+        se = syn[e]
+        if repair_bits >= 2:
+            kind[e[_member(se, _REPAIR2_KEYS)]] = REPAIRED2
+        kind[e[_member(se, _REPAIR_KEYS[LONG_BITS])]] = REPAIRED
+        kind[e[se == 0]] = CLEAN_ES
+    if df11.any():
+        e = np.flatnonzero(df11)
+        se = syn[e]
+        kind[e[se <= DF11_MAX_IID]] = ADDRESSED
+        kind[e[(se > DF11_MAX_IID) & _member(se, _REPAIR_KEYS[SHORT_BITS])]] = REPAIRED
+        kind[e[se == 0]] = CLEAN_DF11
     return kind
 
 
-@dataclass(slots=True)
-class _Candidate:
-    """One sliced (start, phase) whose CRC outcome could still make it acceptable."""
+def _weak_bits_only(kind: np.ndarray, df: np.ndarray, syn: np.ndarray, soft: np.ndarray) -> None:
+    """Refuse repairs that flip a bit the slicer was sure of.
 
-    t: int  # absolute start time in SUB units of a sample
-    end: int  # absolute end time, same units
-    start: int  # integer start sample, relative to the current buffer
-    msg: bytes  # as sliced
-    df: int
-    syn: int
-    kind: int  # static part of the class: CLEAN_ES, CLEAN_DF11, REPAIRED or ADDRESSED
-    confidence: float  # mean |bit margin|: which of two equal-class decodes is cleaner
-    level: float  # preamble pulse magnitude (full scale = 1)
+    A 1-bit repair's bit must be among the REPAIR1_WEAKEST least certain bits of the
+    frame, both bits of a 2-bit repair among the REPAIR2_WEAKEST. Noise decoded as a
+    frame sits a few bits from some valid codeword as often as chance allows; the bits a
+    true repair flips are nearly always ones the slicer was unsure of.
+    """
+    short = df < 16
+    for cls, key, weakest, sel in (
+        (REPAIRED, LONG_BITS, REPAIR1_WEAKEST, ~short),
+        (REPAIRED, SHORT_BITS, REPAIR1_WEAKEST, short),
+        (REPAIRED2, 2 * LONG_BITS, REPAIR2_WEAKEST, ~short),
+    ):
+        rows = np.flatnonzero((kind == cls) & sel)
+        if rows.size == 0:
+            continue
+        keys, bits = _REPAIR_BITS[key]
+        flip = bits[np.searchsorted(keys, syn[rows])]  # (m, 2); -1: no second bit
+        nbits = SHORT_BITS if key == SHORT_BITS else LONG_BITS
+        weak = np.abs(soft[rows, :nbits])
+        limit = np.partition(weak, weakest - 1, axis=1)[:, weakest - 1]
+        flipped = np.take_along_axis(weak, np.maximum(flip, 0), axis=1)
+        flipped[flip < 0] = 0
+        kind[rows[flipped.max(axis=1) > limit]] = INVALID
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The best decode of each preamble cluster of one buffer, as parallel lists.
+
+    Plain lists (not one object per candidate): stage 5 is the only per-candidate
+    Python and reads them by index.
+    """
+
+    t: list[int]  # absolute start time in SUB units of a sample
+    end: list[int]  # absolute end time, same units
+    start: list[int]  # integer start sample, relative to the current buffer
+    rx_time: list[float]
+    msg: list[bytes]  # repaired when kind is REPAIRED or REPAIRED2
+    syn: list[int]  # syndrome of msg (after repair): 0, an IID or an address
+    icao: list[int]  # address a known-address check looks up (ADDRESSED only)
+    kind: list[int]  # static part of the class: CLEAN_ES ... ADDRESSED
+    confidence: list[float]  # mean |bit margin|: which of two equal-class decodes wins
+    dbfs: list[float]  # preamble pulse level in dBFS
+
+
+def _repair_tables() -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per class: sorted syndromes and the (up to two) bit indices each repair flips.
+
+    Unused second bits are -1. Short (DF11) single-bit syndromes come after the long
+    ones in a separate table keyed by SHORT_BITS.
+    """
+    out = {}
+    for key, table in (
+        (LONG_BITS, {k: (b, -1) for k, b in _REPAIR[LONG_BITS].items()}),
+        (SHORT_BITS, {k: (b, -1) for k, b in _REPAIR[SHORT_BITS].items()}),
+        (2 * LONG_BITS, _REPAIR2),
+    ):
+        keys = np.array(sorted(table), dtype=np.uint32)
+        bits = np.array([table[k] for k in keys.tolist()], dtype=np.int64).reshape(-1, 2)
+        out[key] = (keys, bits)
+    return out
+
+
+_REPAIR_BITS = _repair_tables()
+_ACCEPTED_KEYS = tuple(f"accepted_df{df}" for df in range(32))
+
+
+def _flip(msgs: np.ndarray, rows: np.ndarray, bits: np.ndarray) -> None:
+    """Invert bit bits[i] (MSB-first index, -1 = none) of msgs[rows[i]] in place."""
+    keep = bits >= 0
+    rows, bits = rows[keep], bits[keep]
+    msgs[rows, bits >> 3] ^= (0x80 >> (bits & 7)).astype(np.uint8)
+
+
+# Freed heap glibc keeps for the next block instead of returning it to the kernel.
+HEAP_HEADROOM = 16 << 20
+_M_TOP_PAD = -2  # mallopt parameter number (glibc malloc.h)
+_headroom_done = False
+
+
+def _keep_heap_headroom() -> None:
+    """Ask glibc to keep HEAP_HEADROOM bytes of freed heap (once per process).
+
+    Every block allocates and frees a few MB of numpy temporaries. By default glibc
+    returns the freed top of the heap to the kernel and faults it back in on the next
+    block: measured, that was about a third of the demodulator's CPU time on a busy
+    2.4 MS/s stream (1.7 of 5.7 ms per 256k-sample block). Process-wide, costs at most
+    HEAP_HEADROOM of resident memory, and is skipped where there is no glibc.
+    """
+    global _headroom_done
+    if _headroom_done or not sys.platform.startswith("linux"):
+        return
+    _headroom_done = True
+    try:
+        ctypes.CDLL(None).mallopt(_M_TOP_PAD, HEAP_HEADROOM)
+    except (AttributeError, OSError):  # not glibc (musl has no mallopt)
+        pass
 
 
 class Demodulator:
@@ -150,8 +282,12 @@ class Demodulator:
         source: name put on every Frame.
         start_time: receive time of the first sample (seconds).
         repair_bits: 1 repairs one bit in DF11/17/18 (readsb's default); 2 also repairs
-            two bits in DF17/18, about half a dB more sensitive at the cost of rare false
-            frames (bench/demod.py measures both).
+            two bits in DF17/18 when both are among the least certain, about half a dB
+            more sensitive (bench/demod.py measures both and their false frames).
+        retry_weak: at rates where slicing decides first (2.4 MS/s), decide weak
+            replies that it could not decode again with the trellis: about 0.5 dB more
+            sensitive for about a fifth more CPU on a busy stream (bench/demod.py).
+            At 2.0 MS/s the trellis decides every reply regardless.
     Raises:
         ValueError: unsupported sample rate or repair_bits.
     """
@@ -164,10 +300,13 @@ class Demodulator:
         source: str = "iq",
         start_time: float = 0.0,
         repair_bits: int = 1,
+        retry_weak: bool = False,
     ):
         if repair_bits not in (1, 2):
             raise ValueError("repair_bits must be 1 or 2")
         self.repair_bits = repair_bits
+        self.retry_weak = retry_weak
+        _keep_heap_headroom()
         self.timing = Timing.for_rate(sample_rate)
         self.sample_rate = float(sample_rate)
         self.verifier = verifier if verifier is not None else FrameVerifier()
@@ -187,6 +326,8 @@ class Demodulator:
         self._plan = preamble.ScreenPlan.for_timing(t)
         self._score_matrix = preamble.score_matrix(t)
         self._block_matrix = t.block_matrix
+        self._trellis = trellis.TrellisModel.for_timing(t)
+        self._trellis_all = t.rate in TRELLIS_ALL_RATES
         self._lo = 0  # first start sample of the buffer not decided by an earlier call
 
     @property
@@ -216,8 +357,9 @@ class Demodulator:
         return frames
 
     def _track_noise(self, mag: np.ndarray) -> None:
-        sample = mag[:: max(1, mag.size // 4096)]
-        med = float(np.median(sample))
+        sample = mag[:: max(1, mag.size // 4096)].copy()
+        mid = sample.size // 2
+        med = float(np.partition(sample, mid)[mid])  # the upper median: no averaging
         self._noise = med if self._noise is None else 0.8 * self._noise + 0.2 * med
 
     def _run(self, buf: np.ndarray, *, final: bool) -> list[Frame]:
@@ -246,81 +388,197 @@ class Demodulator:
             self._base += cut
         return frames
 
-    def _candidates(self, buf: np.ndarray, fit: int, decide: int) -> list[_Candidate]:
+    def _candidates(self, buf: np.ndarray, fit: int, decide: int) -> _Batch | None:
         """Stages 1-4: per preamble cluster, the best (start, phase) decode that could pass."""
         t = self.timing
         floor = self._floor(buf)
         s = preamble.screen(buf, self._plan, fit, floor, NOISE_WINDOW)
         if s.size == 0:
-            return []
-        # Survivors' samples as contiguous rows: stages 2-4 are matrix products. Stage 2
-        # reads only the preamble's samples; whole replies are copied for its passes.
+            return None
+        # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
         pre = sliding_window_view(buf, self._score_matrix.shape[0])[s]
         snr, level, pulse = preamble.phase_scores(pre, self._score_matrix, t)
         fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
-        good = (snr >= preamble.MIN_PREAMBLE_SNR) & (
-            pulse > np.float32(preamble.FLOOR_SNR) * fl[:, None]
+        # The looser (weak-preamble) tests first, over everything; the rest only where
+        # they pass (a few per cent of the survivors).
+        weak_floor = np.float32(min(preamble.FLOOR_SNR, preamble.WEAK_FLOOR_SNR))
+        weak_snr = np.float32(min(preamble.MIN_PREAMBLE_SNR, preamble.WEAK_PREAMBLE_SNR))
+        good = (snr >= weak_snr) & (pulse > weak_floor * fl)
+        rows = np.flatnonzero(good.any(axis=0))
+        s, good, fl = s[rows], good[:, rows].T, fl[rows, None]
+        level, snr, pulse = level[:, rows].T, snr[:, rows].T, pulse[:, rows].T
+        good &= (
+            (snr >= preamble.MIN_PREAMBLE_SNR) & (pulse > np.float32(preamble.FLOOR_SNR) * fl)
+        ) | (
+            (snr >= preamble.WEAK_PREAMBLE_SNR)
+            & (pulse > np.float32(preamble.WEAK_FLOOR_SNR) * fl)
+            & (level < np.float32(preamble.WEAK_LEVEL) * fl)
         )
         rows = np.flatnonzero(good.any(axis=1))
-        mine = (s[rows] >= self._lo) & (s[rows] < decide)
-        self.counts["preambles"] += _clusters(s[rows][mine])
-        s, good, level = s[rows], good[rows], level[rows]
-        win = sliding_window_view(buf, t.window)[s]
-        # DF from the first data block of every phase, before slicing the rest.
-        head = slicer.pack(slicer.block_margins(win, self._block_matrix, t, 8))[..., 0]
-        good &= _ACCEPTABLE_DF_TABLE[head >> 3]
+        s, good, level, snr = s[rows], good[rows], level[rows], snr[rows]
+        # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
+        # others decode the same reply less cleanly (or not at all) and cost slicing.
+        if not self._trellis_all and good.shape[1] > PHASES_PER_PREAMBLE:
+            score = np.where(good, snr, np.float32(-1))
+            cut = -np.partition(-score, PHASES_PER_PREAMBLE - 1, axis=1)[:, PHASES_PER_PREAMBLE - 1]
+            good &= score >= cut[:, None]
+        mine = (s >= self._lo) & (s < decide)
+        self.counts["preambles"] += _clusters(s[mine])
+        # DF (the first BLOCK_BITS = 5 bits) of every phase before slicing the rest.
+        if not self._trellis_all:
+            head = slicer.block_margins(buf, s, self._block_matrix, t, 1)[:, 0]
+            good &= _ACCEPTABLE_DF_TABLE[(head > 0) @ _DF_WEIGHTS]
+        else:
+            r, p = np.nonzero(good)
+            head = self._trellis_bits(buf, s, r, p, level, _HEAD_BLOCKS)
+            good[r, p] = _ACCEPTABLE_DF_TABLE[(head[:, :BLOCK_BITS] > 0) @ _DF_WEIGHTS]
         rows = np.flatnonzero(good.any(axis=1))
         self.counts["rejected_df"] += int(np.count_nonzero(mine)) - int(
             np.count_nonzero(mine[rows])
         )
         if rows.size == 0:
-            return []
-        s, win, good, level, mine = s[rows], win[rows], good[rows], level[rows], mine[rows]
-        margins = slicer.block_margins(win, self._block_matrix, t, LONG_BITS)
-        msgs = slicer.pack(margins)  # (n, phases, 14)
-        df = msgs[:, :, 0] >> 3
-        is_long = df >= 16
-        flat = msgs.reshape(-1, 14)
-        syn = np.where(is_long.ravel(), crc.syndromes(flat), crc.syndromes(flat[:, :7])).reshape(
-            df.shape
-        )
-        kind = _classify(df, syn, self.repair_bits)
-        kind[~good] = INVALID
-        ok = kind != INVALID
+            return None
+        s, good, level, mine, snr = s[rows], good[rows], level[rows], mine[rows], snr[rows]
+        # From here on one entry per (row, phase) pair that passed stages 2 and 3.
+        r, p = np.nonzero(good)  # row-major: ascending time
+        if self._trellis_all:
+            soft = self._trellis_bits(buf, s, r, p, level, _LONG_BLOCKS)[:, :LONG_BITS]
+        else:
+            soft = slicer.pair_margins(buf, s[r], p, self._block_matrix, t, LONG_BITS)
+        msgs, df, is_long, syn, kind = self._decode(soft)
+        if self.retry_weak and not self._trellis_all:
+            # Weak replies that first-minus-second slicing could not decode: again with
+            # the trellis (strong ones decode without it, and are most of a busy stream).
+            fl = floor[np.minimum(s[r] // NOISE_WINDOW, floor.size - 1)]
+            # Only formats with their own CRC (a retry is judged by it alone), DF as sliced.
+            retry = np.flatnonzero(
+                (kind == INVALID)
+                & _SELF_CHECKING_TABLE[df]
+                & (level[r, p] < np.float32(preamble.WEAK_LEVEL) * fl)
+            )
+            if retry.size:
+                soft2 = self._trellis_bits(buf, s, r[retry], p[retry], level, _LONG_BLOCKS)
+                soft[retry] = soft2[:, :LONG_BITS]
+                for whole, part in zip(
+                    (msgs, df, is_long, syn, kind), self._decode(soft[retry]), strict=True
+                ):
+                    whole[retry] = part
         self.counts["candidates"] += int(np.count_nonzero(mine))
-        self.counts["rejected_crc"] += int(np.count_nonzero(mine & ~ok.any(axis=1)))
-        self._drop_unknown_addresses(kind, df, syn, msgs, s)
-        r, p = np.nonzero(kind != INVALID)  # row-major: ascending time
-        if r.size == 0:
-            return []
-        absm = np.abs(margins[r, p])
-        long_r = is_long[r, p]
-        conf = np.where(long_r, absm.mean(axis=1), absm[:, :SHORT_BITS].mean(axis=1))
+        passed = np.zeros(s.size, dtype=bool)
+        passed[r[kind != INVALID]] = True
+        self.counts["rejected_crc"] += int(np.count_nonzero(mine & ~passed))
+        self._drop_unknown_addresses(kind, df, syn, msgs, s[r])
+        ok = kind != INVALID
+        if not ok.any():
+            return None
+        r, p, msgs, df, syn, kind, is_long = (x[ok] for x in (r, p, msgs, df, syn, kind, is_long))
+        absm = np.abs(soft[ok])
+        # Mean |margin| over the frame's bits: which of two equal-class decodes is cleaner.
+        conf = np.where(
+            is_long,
+            absm.sum(axis=1) / LONG_BITS,
+            absm[:, :SHORT_BITS].sum(axis=1) / SHORT_BITS,
+        )
         # One decode per preamble: neighbouring (start, phase) pairs are the same reply.
         tsub = s[r] * SUB + self._phase_sub[p]
         cid = np.concatenate(([0], np.cumsum(np.diff(tsub) > CLUSTER_GAP)))
-        order = np.lexsort((conf, kind[r, p], cid))
+        order = np.lexsort((conf, kind, cid))
         last = order[np.flatnonzero(np.append(np.diff(cid[order]) > 0, True))]
         last = last[s[r[last]] >= self._lo]
-        out = []
-        for k in last.tolist():
-            i, ph = int(r[k]), int(p[k])
-            tj = int(tsub[k]) + self._base * SUB
-            nbytes = 14 if long_r[k] else 7
-            out.append(
-                _Candidate(
-                    t=tj,
-                    end=tj + (self._long_len if nbytes == 14 else self._short_len),
-                    start=int(s[i]),
-                    msg=msgs[i, ph, :nbytes].tobytes(),
-                    df=int(df[i, ph]),
-                    syn=int(syn[i, ph]),
-                    kind=int(kind[i, ph]),
-                    confidence=float(conf[k]),
-                    level=float(level[i, ph]),
-                )
-            )
-        return out
+        if last.size == 0:
+            return None
+        return self._batch(
+            s[r[last]],
+            tsub[last],
+            msgs[last],
+            df[last],
+            syn[last],
+            kind[last],
+            conf[last],
+            is_long[last],
+            level[r[last], p[last]],
+        )
+
+    def _decode(
+        self, soft: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Bytes, DF, length, CRC syndrome and static class of each row of bit margins."""
+        msgs = np.packbits(soft > 0, axis=1)  # (k, 14)
+        df = msgs[:, 0] >> 3
+        is_long = df >= 16
+        syn = np.empty(df.size, dtype=np.uint32)
+        for rows, nbytes in ((np.flatnonzero(is_long), 14), (np.flatnonzero(~is_long), 7)):
+            if rows.size:
+                syn[rows] = crc.syndromes(msgs[rows, :nbytes])
+        kind = _classify(df, syn, self.repair_bits)
+        _weak_bits_only(kind, df, syn, soft)
+        return msgs, df, is_long, syn, kind
+
+    def _trellis_bits(
+        self,
+        buf: np.ndarray,
+        s: np.ndarray,
+        r: np.ndarray,
+        p: np.ndarray,
+        level: np.ndarray,
+        nblocks: int,
+    ) -> np.ndarray:
+        """Trellis margins (k, nblocks * BLOCK_BITS) of the (row r, phase p) pairs."""
+        model = self._trellis
+        # r is ascending: its distinct rows and, for each pair, which of them it is.
+        first = np.ones(r.size, dtype=bool)
+        first[1:] = r[1:] != r[:-1]
+        which = np.cumsum(first) - 1
+        sums = trellis.branch_sums(buf, s[r[first]], model, self.timing, nblocks)[which, :, p]
+        # Baseline 0 and the preamble's mean pulse as the amplitude: the quiet half-bits
+        # of a band-limited preamble catch the pulses' skirts, so their level overstates
+        # the baseline (measured: 0 recovers more at 2.0 and 2.4 MS/s than either the
+        # quiet level or the noise floor).
+        amp = np.maximum(level[r, p], np.float32(1e-6))
+        return trellis.soft_bits(sums, p, np.zeros_like(amp), amp, model, nblocks * BLOCK_BITS)
+
+    def _batch(
+        self,
+        start: np.ndarray,
+        tsub: np.ndarray,
+        chosen: np.ndarray,
+        df: np.ndarray,
+        syn: np.ndarray,
+        kind: np.ndarray,
+        conf: np.ndarray,
+        is_long: np.ndarray,
+        level: np.ndarray,
+    ) -> _Batch:
+        """The chosen decodes as plain lists, repaired, timed and levelled in numpy."""
+        for cls, key in ((REPAIRED, LONG_BITS), (REPAIRED, SHORT_BITS), (REPAIRED2, 2 * LONG_BITS)):
+            want = (kind == cls) & (is_long if key != SHORT_BITS else ~is_long)
+            if not want.any():
+                continue
+            keys, bits = _REPAIR_BITS[key]
+            at = np.searchsorted(keys, syn[want])
+            idx = np.flatnonzero(want)
+            _flip(chosen, idx, bits[at, 0])
+            _flip(chosen, idx, bits[at, 1])
+        syn_out = np.where(kind == ADDRESSED, syn, 0).astype(np.int64)
+        icao = np.where(df == 11, _address(chosen), syn_out)
+        t_abs = tsub + self._base * SUB
+        length = np.where(is_long, self._long_len, self._short_len)
+        rx = self.start_time + t_abs / (SUB * self.sample_rate)
+        dbfs = np.round(20.0 * np.log10(np.maximum(level.astype(np.float64), 1e-9)), 1)
+        raw = chosen.tobytes()
+        nbytes = np.where(is_long, 14, 7).tolist()
+        return _Batch(
+            t=t_abs.tolist(),
+            end=(t_abs + length).tolist(),
+            start=start.tolist(),
+            rx_time=rx.tolist(),
+            msg=[raw[14 * i : 14 * i + nb] for i, nb in enumerate(nbytes)],
+            syn=syn_out.tolist(),
+            icao=icao.tolist(),
+            kind=kind.tolist(),
+            confidence=conf.tolist(),
+            dbfs=dbfs.tolist(),
+        )
 
     def _drop_unknown_addresses(
         self, kind: np.ndarray, df: np.ndarray, syn: np.ndarray, msgs: np.ndarray, s: np.ndarray
@@ -332,28 +590,29 @@ class Demodulator:
         this buffer. A superset of what _resolve will accept, so the per-cluster choice
         never prefers a decode that is certain to be refused over one that may pass.
         """
-        addressed = kind == ADDRESSED
-        if not addressed.any():
+        addressed = np.flatnonzero(kind == ADDRESSED)
+        if addressed.size == 0:
             return
-        aa = (
-            (msgs[:, :, 1].astype(np.int64) << 16)
-            | (msgs[:, :, 2].astype(np.int64) << 8)
-            | msgs[:, :, 3].astype(np.int64)
-        )
         repaired = (kind == REPAIRED) | (kind == REPAIRED2)
-        confirming = (kind == CLEAN_ES) | (kind == CLEAN_DF11) | (repaired & (df == 17))
-        fixed = aa[confirming]
+        confirming = np.flatnonzero(
+            (kind == CLEAN_ES) | (kind == CLEAN_DF11) | (repaired & (df == 17))
+        )
+        fixed = _address(msgs[confirming])
         for cls, (keys, xor) in _AA_FLIPS.items():
             sel = kind[confirming] == cls
             if sel.any():
-                at = np.minimum(np.searchsorted(keys, syn[confirming][sel]), keys.size - 1)
+                at = np.minimum(np.searchsorted(keys, syn[confirming[sel]]), keys.size - 1)
                 fixed[sel] ^= xor[at]
-        icao = np.where(df == 11, aa, syn.astype(np.int64))
+        icao = np.where(
+            df[addressed] == 11, _address(msgs[addressed]), syn[addressed].astype(np.int64)
+        )
         now = self._rx_time((int(s[0]) + self._base) * SUB)
-        cand = np.unique(icao[addressed])
-        known = [a for a in cand.tolist() if self.verifier.seen_recently(a, now)]
-        known_set = np.union1d(np.array(known, dtype=np.int64), fixed)
-        kind[addressed & ~np.isin(icao, known_set)] = INVALID
+        known = np.array(self.verifier.recent_addresses(now), dtype=np.int64)
+        known_set = np.sort(np.concatenate((known, fixed)))
+        if known_set.size == 0:
+            kind[addressed] = INVALID
+        else:
+            kind[addressed[~_member(icao, known_set)]] = INVALID
 
     def _floor(self, buf: np.ndarray) -> np.ndarray:
         """Noise floor (mean magnitude) of each NOISE_WINDOW of `buf`.
@@ -363,16 +622,22 @@ class Demodulator:
         replies covering most of a window do not raise it. A window gets the lower of
         its own and the previous window's floor; samples past the last window use the
         last floor. Windows are aligned to absolute sample indices (the buffer always
-        starts on a window boundary) and pieces are summed in float64, exact for float32
-        magnitudes: the floor does not depend on how the input was split into blocks.
+        starts on a window boundary) and each piece is summed by the same tree of
+        element-wise float32 additions wherever it falls in a buffer: the floor does not
+        depend on how the input was split into blocks.
         """
         nsub = buf.size // NOISE_SUB
         if nsub == 0:
             return np.zeros(1, dtype=np.float32)
-        sub = buf[: nsub * NOISE_SUB].reshape(nsub, NOISE_SUB).sum(axis=1, dtype=np.float64)
+        # Column by column into one small array: halving the whole buffer pairwise
+        # allocated buffer-sized temporaries, whose page faults cost more than the adds.
+        pieces = buf[: nsub * NOISE_SUB].reshape(nsub, NOISE_SUB)
+        sub = pieces[:, 0] + pieces[:, 1]
+        for c in range(2, NOISE_SUB):
+            sub += pieces[:, c]
         per = NOISE_WINDOW // NOISE_SUB
         nwin = -(-nsub // per)
-        padded = np.full(nwin * per, np.inf)
+        padded = np.full(nwin * per, np.inf, dtype=np.float32)
         padded[:nsub] = sub
         rank = min(FLOOR_RANK, nsub - 1) if nwin == 1 else FLOOR_RANK
         win = np.partition(padded.reshape(nwin, per), rank, axis=1)[:, rank]
@@ -381,69 +646,57 @@ class Demodulator:
             win[-1] = part[min(FLOOR_RANK, part.size - 1)] if part.size else win[-2]
         low = win.copy()
         low[1:] = np.minimum(win[1:], win[:-1])
-        return (low / NOISE_SUB).astype(np.float32)
+        return low * np.float32(1 / NOISE_SUB)
 
     def _rx_time(self, t_sub: int) -> float:
         return self.start_time + t_sub / (SUB * self.sample_rate)
 
-    def _class(self, c: _Candidate) -> int:
-        """Class of a candidate given what the verifier knows now (no side effects)."""
-        if c.kind != ADDRESSED:
-            return c.kind
-        icao = int.from_bytes(c.msg[1:4], "big") if c.df == 11 else c.syn
-        return ADDRESSED if self.verifier.seen_recently(icao, self._rx_time(c.t)) else INVALID
+    def _resolve(self, b: _Batch | None, decide: int) -> list[Frame]:
+        """Stage 5: in time order, keep the best of overlapping candidates and verify it.
 
-    def _resolve(self, cands: list[_Candidate], decide: int) -> list[Frame]:
-        """Stage 5: in time order, keep the best of overlapping candidates and verify it."""
+        A candidate loses to a later one that overlaps it with a better class (or the
+        same class and a higher confidence); address/parity decodes only count when the
+        verifier knows their address at their own receive time.
+        """
         frames: list[Frame] = []
-        for i, c in enumerate(cands):
-            if c.start >= decide:
+        if b is None:
+            return frames
+        seen = self.verifier.seen_recently
+        check = self.verifier.check
+        counts = self.counts
+        t, end, kind, conf, icao, rx = b.t, b.end, b.kind, b.confidence, b.icao, b.rx_time
+        busy = self._busy_until
+        n = len(t)
+        for i in range(n):
+            if b.start[i] >= decide:
                 break
-            if c.t < self._busy_until:
+            if t[i] < busy:
                 continue
-            cls = self._class(c)
-            if cls == INVALID:
-                if c.kind == ADDRESSED:
-                    self.counts["rejected_address"] += 1
+            k = kind[i]
+            if k == ADDRESSED and not seen(icao[i], rx[i]):
+                counts["rejected_address"] += 1
                 continue
-            rank = (cls, c.confidence)
-            better = False
-            for d in cands[i + 1 :]:
-                if d.t >= c.end:
+            e, c = end[i], conf[i]
+            j = i + 1
+            while j < n and t[j] < e:
+                kj = kind[j]
+                if (kj > k or (kj == k and conf[j] > c)) and (
+                    kj != ADDRESSED or seen(icao[j], rx[j])
+                ):
                     break
-                if (self._class(d), d.confidence) > rank:
-                    better = True
-                    break
-            if better:
-                self.counts["rejected_overlap"] += 1
+                j += 1
+            else:
+                repaired = 1 if k == REPAIRED else 2 if k == REPAIRED2 else 0
+                frame = Frame(b.msg[i], rx[i], b.dbfs[i], self.source, None, repaired)
+                if not check(frame, b.syn[i]).accepted:
+                    counts["rejected_verifier"] += 1
+                    continue
+                if repaired:
+                    counts["repaired"] += 1
+                counts[_ACCEPTED_KEYS[frame.df]] += 1
+                busy = e
+                frames.append(frame)
                 continue
-            frame = self._frame(c, cls)
-            if frame is None:
-                continue
-            self._busy_until = c.end
-            frames.append(frame)
+            counts["rejected_overlap"] += 1
+        self._busy_until = busy
         return frames
-
-    def _frame(self, c: _Candidate, cls: int) -> Frame | None:
-        msg, repaired = c.msg, 0
-        if cls == REPAIRED:
-            msg = crc.flip_bit(msg, _REPAIR[len(msg) * 8][c.syn])
-            repaired = 1
-        elif cls == REPAIRED2:
-            for bit in _REPAIR2[c.syn]:
-                msg = crc.flip_bit(msg, bit)
-            repaired = 2
-        frame = Frame(
-            msg,
-            self._rx_time(c.t),
-            signal_dbfs=round(20.0 * math.log10(max(c.level, 1e-9)), 1),
-            source=self.source,
-            repaired_bits=repaired,
-        )
-        if not self.verifier.check(frame).accepted:
-            self.counts["rejected_verifier"] += 1
-            return None
-        if repaired:
-            self.counts["repaired"] += 1
-        self.counts[f"accepted_df{frame.df}"] += 1
-        return frame

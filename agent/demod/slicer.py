@@ -2,46 +2,69 @@
 
 Each data bit is decided by the sign of (first half-bit energy - second half-bit
 energy). The half-bit grid repeats on the samples every BLOCK_BITS bits, so a candidate's
-window is cut into overlapping blocks (one strided view, no copy of the buffer) and one
-small matrix product per candidate batch gives every bit of every phase: about 0.5 us
-per candidate for all phases, where a per-tap gather cost several us for one phase.
+window is cut into blocks (gathered as rows, each one sample longer than the step) and
+one 2-D matrix product over all blocks of all candidates gives every bit of every phase.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from numpy.lib.stride_tricks import sliding_window_view
 
 from agent.demod.timing import Timing
 
 
-def block_margins(win: np.ndarray, matrix: np.ndarray, timing: Timing, nbits: int) -> np.ndarray:
-    """First-minus-second half-bit energy of the first `nbits` data bits, every phase.
+def block_margins(
+    buf: np.ndarray, starts: np.ndarray, matrix: np.ndarray, timing: Timing, nblocks: int
+) -> np.ndarray:
+    """First-minus-second half-bit energy of the first `nblocks` data blocks, every phase.
 
     Args:
-        win: (n, timing.window) float32 magnitudes from each candidate's start sample,
-            C-contiguous.
-        matrix: timing.block_matrix.
-        nbits: data bits wanted (rounded up to whole blocks internally).
+        buf: float32 magnitudes; every start needs timing.window samples after it.
+        starts: (n,) candidate start samples in `buf`.
+        matrix: timing.block_matrix, (width, phases * BLOCK_BITS).
+        nblocks: blocks of BLOCK_BITS data bits wanted.
     Returns:
-        float32 array (n, phases, nbits); positive means bit 1.
+        float32 array (n, nblocks, phases, BLOCK_BITS); positive means bit 1. Bit k of
+        phase p is [:, k // BLOCK_BITS, p, k % BLOCK_BITS].
     """
-    n = win.shape[0]
-    bb, nph = timing.block_bits, len(timing.phases)
+    n = starts.size
+    width = matrix.shape[0]
+    nph = matrix.shape[1] // timing.block_bits
+    views = sliding_window_view(buf, width)
+    offsets = timing.block_base + timing.block_step * np.arange(nblocks)
+    # Consecutive blocks overlap by a sample, so they are gathered as rows of their own:
+    # one plain 2-D product then slices every block of every candidate.
+    blocks = views[starts[:, None] + offsets]  # (n, nblocks, width)
+    out = blocks.reshape(n * nblocks, width) @ matrix
+    return out.reshape(n, nblocks, nph, timing.block_bits)
+
+
+def pair_margins(
+    buf: np.ndarray,
+    starts: np.ndarray,
+    phases: np.ndarray,
+    matrix: np.ndarray,
+    timing: Timing,
+    nbits: int,
+) -> np.ndarray:
+    """First-minus-second margins (k, nbits) of k (start, phase) pairs.
+
+    Pairs are grouped by phase, and each group is one 2-D product with that phase's
+    columns of the block matrix: no work is spent on the other phases.
+    """
+    k = starts.size
+    bb = timing.block_bits
     nblocks = -(-nbits // bb)
     width = matrix.shape[0]
-    base = win[:, timing.block_base :]
-    blocks = as_strided(
-        base,
-        shape=(n, nblocks, width),
-        strides=(win.strides[0], timing.block_step * win.strides[1], win.strides[1]),
-        writeable=False,
-    )
-    out = np.matmul(blocks, matrix)  # (n, nblocks, phases * bb)
-    out = out.reshape(n, nblocks, nph, bb).transpose(0, 2, 1, 3).reshape(n, nph, nblocks * bb)
-    return out[:, :, :nbits]
-
-
-def pack(margins: np.ndarray) -> np.ndarray:
-    """Bytes (MSB first) from bit margins along the last axis: uint8 (..., nbits // 8)."""
-    return np.packbits(margins > 0, axis=-1)
+    views = sliding_window_view(buf, width)
+    offsets = timing.block_base + timing.block_step * np.arange(nblocks)
+    out = np.empty((k, nblocks * bb), dtype=np.float32)
+    for q in range(matrix.shape[1] // bb):
+        rows = np.flatnonzero(phases == q)
+        if rows.size == 0:
+            continue
+        blocks = views[starts[rows, None] + offsets]  # (rows, nblocks, width)
+        cols = matrix[:, q * bb : (q + 1) * bb]
+        out[rows] = (blocks.reshape(-1, width) @ cols).reshape(rows.size, -1)
+    return out[:, :nbits]
