@@ -50,6 +50,8 @@ _ADDRESS_PARITY_TABLE = np.zeros(32, dtype=bool)
 _ADDRESS_PARITY_TABLE[list(ADDRESS_PARITY_DFS)] = True
 _SELF_CHECKING_TABLE = np.zeros(32, dtype=bool)
 _SELF_CHECKING_TABLE[[11, 17, 18]] = True
+# _ACCEPTABLE_DF_TABLE indexed by a byte whose top five bits are the DF (np.packbits).
+_ACCEPTABLE_DF_BYTE = np.repeat(_ACCEPTABLE_DF_TABLE, 8)
 # Bit weights of the 5-bit DF field, for a (..., 5) bool @ weights product.
 _DF_WEIGHTS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
 # DF11 parity is CRC XOR the interrogator code: a syndrome this small is an IID (accepted
@@ -130,6 +132,21 @@ CLUSTER_GAP = 2 * SUB
 def _clusters(starts: np.ndarray) -> int:
     """Number of runs of start samples with gaps of at most 2 samples."""
     return int(starts.size and 1 + np.count_nonzero(np.diff(starts) > 2))
+
+
+def _kth_largest(cols: np.ndarray, k: int) -> np.ndarray:
+    """Per column of `cols` (phases, n), its k-th largest value, ties counted.
+
+    A running top-k over the few rows (k + 1 whole-row min/max per row): np.partition
+    over rows of five costs a call per row.
+    """
+    top = [np.full(cols.shape[1], -np.inf, dtype=cols.dtype) for _ in range(k)]
+    for x in cols:
+        for i in range(k):  # insert x, pushing the smaller value down the list
+            hi = np.maximum(top[i], x)
+            x = np.minimum(top[i], x)
+            top[i] = hi
+    return top[k - 1]
 
 
 def _address(msgs: np.ndarray) -> np.ndarray:
@@ -313,7 +330,8 @@ class Demodulator:
         self.source = source
         self.start_time = start_time
         self.counts: Counter[str] = Counter()
-        self._tail = np.zeros(0, dtype=np.float32)
+        self._tail = np.zeros(0, dtype=np.float32)  # a view of the front of _store
+        self._store = np.zeros(0, dtype=np.float32)
         self._base = 0  # absolute index of self._tail[0]
         self._busy_until = 0  # end (SUB units) of the last emitted frame
         self._noise: float | None = None
@@ -324,8 +342,14 @@ class Demodulator:
         # Decide a candidate only when everything that could overlap it is in the buffer.
         self._keep = 2 * t.window + CONTEXT
         self._plan = preamble.ScreenPlan.for_timing(t)
+        self._scratch = preamble.Scratch(self._plan)
         self._score_matrix = preamble.score_matrix(t)
         self._block_matrix = t.block_matrix
+        # The first block's DF bits, each phase's 5 columns padded with 3 zero ones.
+        nph = len(t.phases)
+        df_matrix = np.zeros((self._block_matrix.shape[0], nph, 8), dtype=np.float32)
+        df_matrix[:, :, :BLOCK_BITS] = self._block_matrix.reshape(-1, nph, BLOCK_BITS)
+        self._df_matrix = df_matrix.reshape(-1, nph * 8)
         self._trellis = trellis.TrellisModel.for_timing(t)
         self._trellis_all = t.rate in TRELLIS_ALL_RATES
         self._lo = 0  # first start sample of the buffer not decided by an earlier call
@@ -346,7 +370,16 @@ class Demodulator:
         if mag.size == 0:
             return []
         self._track_noise(mag)
-        buf = np.concatenate((self._tail, mag)) if self._tail.size else mag
+        # The tail and the block side by side in one buffer kept across calls: a fresh
+        # buffer per block would be allocated and faulted in again every time.
+        ntail = self._tail.size
+        need = ntail + mag.size
+        if self._store.size < need:
+            store = np.empty(max(need, 2 * self._store.size), dtype=np.float32)
+            store[:ntail] = self._tail
+            self._store = store
+        buf = self._store[:need]
+        buf[ntail:] = mag
         return self._run(buf, final=False)
 
     def flush(self) -> list[Frame]:
@@ -384,7 +417,11 @@ class Demodulator:
             first = self._base + max(decide, 0) - CONTEXT
             cut = max((first // NOISE_WINDOW - 1) * NOISE_WINDOW - self._base, 0)
             self._lo = max(decide, 0) - cut
-            self._tail = buf[cut:].copy()
+            if buf.base is self._store:  # the tail moves to the front of the buffer
+                self._store[: n - cut] = buf[cut:]  # (overlap-safe: numpy copies via a temporary)
+                self._tail = self._store[: n - cut]
+            else:
+                self._tail = buf[cut:].copy()
             self._base += cut
         return frames
 
@@ -392,7 +429,7 @@ class Demodulator:
         """Stages 1-4: per preamble cluster, the best (start, phase) decode that could pass."""
         t = self.timing
         floor = self._floor(buf)
-        s = preamble.screen(buf, self._plan, fit, floor, NOISE_WINDOW)
+        s = preamble.screen(buf, self._plan, fit, floor, NOISE_WINDOW, self._scratch)
         if s.size == 0:
             return None
         # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
@@ -420,14 +457,15 @@ class Demodulator:
         # others decode the same reply less cleanly (or not at all) and cost slicing.
         if not self._trellis_all and good.shape[1] > PHASES_PER_PREAMBLE:
             score = np.where(good, snr, np.float32(-1))
-            cut = -np.partition(-score, PHASES_PER_PREAMBLE - 1, axis=1)[:, PHASES_PER_PREAMBLE - 1]
-            good &= score >= cut[:, None]
+            good &= score >= _kth_largest(score.T, PHASES_PER_PREAMBLE)[:, None]
         mine = (s >= self._lo) & (s < decide)
         self.counts["preambles"] += _clusters(s[mine])
         # DF (the first BLOCK_BITS = 5 bits) of every phase before slicing the rest.
         if not self._trellis_all:
-            head = slicer.block_margins(buf, s, self._block_matrix, t, 1)[:, 0]
-            good &= _ACCEPTABLE_DF_TABLE[(head > 0) @ _DF_WEIGHTS]
+            # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each.
+            head = sliding_window_view(buf, self._df_matrix.shape[0])[s + t.block_base]
+            head = head @ self._df_matrix
+            good &= _ACCEPTABLE_DF_BYTE[np.packbits(head > 0)].reshape(good.shape)
         else:
             r, p = np.nonzero(good)
             head = self._trellis_bits(buf, s, r, p, level, _HEAD_BLOCKS)

@@ -100,7 +100,12 @@ class ScreenPlan:
 
 
 def screen(
-    mag: np.ndarray, plan: ScreenPlan, limit: int, floor: np.ndarray, window: int
+    mag: np.ndarray,
+    plan: ScreenPlan,
+    limit: int,
+    floor: np.ndarray,
+    window: int,
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
     """Start samples in [0, limit) that may hold a preamble at some phase.
 
@@ -114,12 +119,14 @@ def screen(
         floor: noise floor (mean magnitude) per `window` samples of `mag`. Each strip
             uses the lowest floor it touches, so this test only ever passes more than
             stage 2's exact floor test would.
+        scratch: temporaries to reuse (Scratch(plan)); fresh ones when None.
     Returns:
         int64 array of start samples, ascending.
     """
     if limit <= 0:
         return np.zeros(0, dtype=np.int64)
-    scratch = _Scratch(min(STRIP, limit) + plan.reach)
+    if scratch is None:
+        scratch = Scratch(plan)
     # Stage 2 wants the second-weakest pulse > FLOOR_SNR * floor; a 2-sample window holds
     # at least half of a pulse, so the window mean must beat half that. As a quiet level:
     to_quiet = np.float32(min(FLOOR_SNR, WEAK_FLOOR_SNR) * 0.5 * plan.nquiet / SCREEN_RATIO)
@@ -131,10 +138,11 @@ def screen(
     return np.concatenate(found)
 
 
-class _Scratch:
-    """Preallocated temporaries for one screen call (no page faults per strip)."""
+class Scratch:
+    """Preallocated temporaries of `screen` (keep one across calls: no page faults)."""
 
-    def __init__(self, size: int):
+    def __init__(self, plan: ScreenPlan):
+        size = STRIP + plan.reach
         self.s2 = np.empty(size, dtype=np.float32)
         self.m2 = np.empty(size, dtype=np.float32)
         self.c3 = np.empty(size, dtype=np.float32)
@@ -149,7 +157,7 @@ class _Scratch:
 
 
 def _screen_strip(
-    mag: np.ndarray, plan: ScreenPlan, lo: int, hi: int, w: _Scratch, min_quiet: np.float32
+    mag: np.ndarray, plan: ScreenPlan, lo: int, hi: int, w: Scratch, min_quiet: np.float32
 ) -> np.ndarray:
     n = hi - lo
     length = n + plan.reach

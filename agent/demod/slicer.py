@@ -51,20 +51,40 @@ def pair_margins(
     """First-minus-second margins (k, nbits) of k (start, phase) pairs.
 
     Pairs are grouped by phase, and each group is one 2-D product with that phase's
-    columns of the block matrix: no work is spent on the other phases.
+    columns of the block matrix: no work is spent on the other phases. Each pair's
+    blocks are gathered as one contiguous row of samples (a plain row copy, not a gather
+    of every block's overlapping samples) cut into block_step-sample pieces; the few
+    block-matrix weights past block_step, which reach into the next piece, are added
+    as multiply-adds of those next samples.
     """
     k = starts.size
     bb = timing.block_bits
     nblocks = -(-nbits // bb)
+    step = timing.block_step
     width = matrix.shape[0]
-    views = sliding_window_view(buf, width)
-    offsets = timing.block_base + timing.block_step * np.arange(nblocks)
+    extra = width - step  # samples a block reads past its piece (1 at 2.4 MS/s)
+    if not 0 < extra <= step:
+        raise ValueError("block matrix must reach a little into the next block")
+    order = np.argsort(phases, kind="stable")
+    bounds = np.searchsorted(phases[order], np.arange(matrix.shape[1] // bb + 1)).tolist()
+    first = starts[order] + timing.block_base
+    rows = sliding_window_view(buf, nblocks * step)[first]  # (k, nblocks * step)
+    pieces = rows.reshape(k * nblocks, step)
+    nxt = np.empty((k, nblocks, extra), dtype=np.float32)
+    nxt[:, :-1] = rows.reshape(k, nblocks, step)[:, 1:, :extra]
+    nxt[:, -1] = sliding_window_view(buf, extra)[first + nblocks * step]
+    nxt = nxt.reshape(k * nblocks, extra)
     out = np.empty((k, nblocks * bb), dtype=np.float32)
-    for q in range(matrix.shape[1] // bb):
-        rows = np.flatnonzero(phases == q)
-        if rows.size == 0:
+    for q in range(len(bounds) - 1):
+        a, b = bounds[q], bounds[q + 1]
+        if a == b:
             continue
-        blocks = views[starts[rows, None] + offsets]  # (rows, nblocks, width)
         cols = matrix[:, q * bb : (q + 1) * bb]
-        out[rows] = (blocks.reshape(-1, width) @ cols).reshape(rows.size, -1)
+        lo, hi = a * nblocks, b * nblocks
+        part = pieces[lo:hi] @ cols[:step]
+        # Few bits reach past the piece (only their columns, as plain multiply-adds:
+        # a product with an inner dimension of 1 misses BLAS and is slower).
+        for e, c in zip(*np.nonzero(cols[step:]), strict=True):
+            part[:, c] += nxt[lo:hi, e] * cols[step + e, c]
+        out[order[a:b]] = part.reshape(b - a, nblocks * bb)
     return out[:, :nbits]
