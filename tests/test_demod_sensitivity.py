@@ -66,7 +66,7 @@ def test_sensitivity_floor_at_2000() -> None:
 
 
 @pytest.mark.parametrize("rate", RATES)
-@pytest.mark.parametrize("repair_bits", [1, 2])
+@pytest.mark.parametrize("repair_bits", [1, 2, 3])
 def test_noise_alone_gives_no_frames(rate: int, repair_bits: int) -> None:
     raw = bursts.noise(np.random.default_rng(rate + repair_bits), rate // 2)
     assert _run(raw, rate, repair_bits) == []
@@ -80,7 +80,7 @@ def test_weak_bursts_give_only_sent_clean_frames(rate: int) -> None:
     sent = {b.msg for b in clean.bursts}
     for snr_db in (6.0, 8.0):
         raw = bursts.at_snr(np.random.default_rng(int(snr_db)), clean, snr_db)
-        for repair_bits in (1, 2):
+        for repair_bits in (1, 2, 3):
             for f in _run(raw, rate, repair_bits):
                 assert f.msg in sent, f.hex
                 assert syndrome(f.msg) == 0
@@ -89,4 +89,6 @@ def test_weak_bursts_give_only_sent_clean_frames(rate: int) -> None:
 
 def test_repair_bits_is_checked() -> None:
     with pytest.raises(ValueError):
-        Demodulator(2.4e6, repair_bits=3)
+        Demodulator(2.4e6, repair_bits=4)
+    with pytest.raises(ValueError):
+        Demodulator(2.4e6, repair_bits=0)

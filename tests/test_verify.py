@@ -82,3 +82,36 @@ def test_a_given_syndrome_is_used_instead_of_recomputing():
     assert v.check(Frame(DF17, 0.0), 0).accepted
     # The caller's syndrome is trusted: a wrong one gives the wrong verdict.
     assert not v.check(Frame(DF17, 0.0), 1).accepted
+
+
+def test_accept_clean_counts_and_confirms_as_check_does():
+    # The demodulator's fast path for frames whose syndrome it computed as 0.
+    clean = [m for m in _reference_frames() if m[0] >> 3 in (11, 17, 18) and syndrome(m) == 0]
+    assert clean
+    judged, fast = FrameVerifier(), FrameVerifier()
+    for i, m in enumerate(clean):
+        assert judged.check(Frame(m, float(i))).accepted
+        fast.accept_clean(Frame(m, float(i)))
+    assert fast.counts == judged.counts
+    assert fast.recent_addresses(len(clean)) == judged.recent_addresses(len(clean))
+
+
+def test_multi_bit_repairs_need_an_address_confirmed_by_another_frame():
+    v = FrameVerifier(address_ttl_s=60)
+    repaired3 = Frame(DF17, 1.0, repaired_bits=3)
+    first = v.check(repaired3)
+    assert not first.accepted and first.reason is Reject.UNCONFIRMED_REPAIR
+    assert v.counts["unconfirmed_repair"] == 1
+    # ... and it did not confirm its own address: a DF11 with an IID still needs one.
+    assert not v.seen_recently(0x4D2023, 1.0)
+    assert v.check(Frame(DF17, 2.0, repaired_bits=1)).accepted  # confirms 4D2023
+    assert v.check(Frame(DF17, 3.0, repaired_bits=3)).accepted
+
+
+def test_multi_bit_repairs_do_not_confirm_on_the_fast_path():
+    v = FrameVerifier()
+    v.accept_clean(Frame(DF17, 1.0, repaired_bits=2))
+    assert v.counts["accepted_df17"] == 1
+    assert not v.seen_recently(0x4D2023, 1.0)
+    v.accept_clean(Frame(DF17, 2.0, repaired_bits=1))
+    assert v.seen_recently(0x4D2023, 2.0)

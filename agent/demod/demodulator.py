@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from agent import crc
-from agent.demod import preamble, slicer, trellis
+from agent.demod import preamble, repair, slicer, trellis
 from agent.demod.timing import BLOCK_BITS, LONG_BITS, SHORT_BITS, Timing
 from agent.frame import Frame
 from agent.verify import ADDRESS_PARITY_DFS, FrameVerifier
@@ -50,8 +50,12 @@ _ADDRESS_PARITY_TABLE = np.zeros(32, dtype=bool)
 _ADDRESS_PARITY_TABLE[list(ADDRESS_PARITY_DFS)] = True
 _SELF_CHECKING_TABLE = np.zeros(32, dtype=bool)
 _SELF_CHECKING_TABLE[[11, 17, 18]] = True
-# _ACCEPTABLE_DF_TABLE indexed by a byte whose top five bits are the DF (np.packbits).
+# Weak replies may also have a DF one bit from DF17/18 (Demodulator._repair_df).
+_WEAK_DF_TABLE = _ACCEPTABLE_DF_TABLE.copy()
+_WEAK_DF_TABLE[[df ^ (1 << b) for df in (17, 18) for b in range(5)]] = True
+# The tables indexed by a byte whose top five bits are the DF (np.packbits).
 _ACCEPTABLE_DF_BYTE = np.repeat(_ACCEPTABLE_DF_TABLE, 8)
+_WEAK_DF_BYTE = np.repeat(_WEAK_DF_TABLE, 8)
 # Bit weights of the 5-bit DF field, for a (..., 5) bool @ weights product.
 _DF_WEIGHTS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
 # DF11 parity is CRC XOR the interrogator code: a syndrome this small is an IID (accepted
@@ -85,46 +89,12 @@ FLOOR_RANK = 8
 CLEAN_ES = 5  # DF17/18 with syndrome 0
 CLEAN_DF11 = 4  # DF11 with syndrome 0
 REPAIRED = 3  # DF11/17/18 after a 1-bit syndrome repair
-REPAIRED2 = 2  # DF17/18 after a 2-bit repair (only with repair_bits=2)
+REPAIRED2 = 2  # DF17/18 after repairing 2 or more bits (repair_bits >= 2)
 ADDRESSED = 1  # address/parity formats (and DF11 with an IID) from a known address
 INVALID = 0
+# Classes whose syndrome is 0 (as decoded or after repair) in a DF11/17/18 frame.
+SELF_CHECKED = REPAIRED2
 
-_REPAIR = {bits: crc.single_bit_syndromes(bits) for bits in (SHORT_BITS, LONG_BITS)}
-_REPAIR_KEYS = {bits: np.array(sorted(t), dtype=np.uint32) for bits, t in _REPAIR.items()}
-
-
-def _two_bit_table() -> dict[int, tuple[int, int]]:
-    """Syndrome -> (bit, bit) for every 2-bit error in a 112-bit frame outside the DF.
-
-    The CRC is linear, so a 2-bit syndrome is the XOR of two 1-bit ones; Mode S's
-    generator has distance 6 at 112 bits, so no two such errors share a syndrome and
-    none equals a 1-bit syndrome.
-    """
-    by_bit = {bit: syn for syn, bit in _REPAIR[LONG_BITS].items()}
-    bits = sorted(by_bit)
-    return {by_bit[a] ^ by_bit[b]: (a, b) for i, a in enumerate(bits) for b in bits[i + 1 :]}
-
-
-def _aa_flips(table: dict[int, tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted syndromes and, for each, the XOR its repair applies to the address field."""
-    keys = np.array(sorted(table), dtype=np.uint32)
-    xor = np.zeros(keys.size, dtype=np.int64)
-    for i, k in enumerate(keys.tolist()):
-        for bit in table[k]:
-            if 8 <= bit < 32:
-                xor[i] ^= 1 << (31 - bit)
-    return keys, xor
-
-
-_REPAIR2 = _two_bit_table()
-_REPAIR2_KEYS = np.array(sorted(_REPAIR2), dtype=np.uint32)
-_AA_FLIPS = {
-    REPAIRED: _aa_flips({k: (b,) for k, b in _REPAIR[LONG_BITS].items()}),
-    REPAIRED2: _aa_flips(_REPAIR2),
-}
-# A repair may only flip bits among this many least certain ones (|margin| smallest).
-REPAIR1_WEAKEST = 16
-REPAIR2_WEAKEST = 10
 # Pairs closer than this (SUB units) belong to one preamble: its phases and neighbours.
 CLUSTER_GAP = 2 * SUB
 
@@ -149,6 +119,14 @@ def _kth_largest(cols: np.ndarray, k: int) -> np.ndarray:
     return top[k - 1]
 
 
+def _best_per_cluster(cluster: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Index of the highest-scored entry of each cluster (cluster ids non-decreasing)."""
+    order = np.lexsort((-score, cluster))
+    head = np.ones(order.size, dtype=bool)
+    head[1:] = cluster[order][1:] != cluster[order][:-1]
+    return np.sort(order[head])
+
+
 def _address(msgs: np.ndarray) -> np.ndarray:
     """The 24-bit AA field (bytes 1-3) of each row of msgs, as int64."""
     return (
@@ -164,53 +142,15 @@ def _member(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return keys[at] == values
 
 
-def _classify(df: np.ndarray, syn: np.ndarray, repair_bits: int) -> np.ndarray:
-    """Static candidate class of each decode from its DF and CRC syndrome."""
-    es = (df == 17) | (df == 18)
-    df11 = df == 11
+def _classify(df: np.ndarray, syn: np.ndarray) -> np.ndarray:
+    """Class of each decode from its DF and CRC syndrome, before any repair."""
     kind = np.full(df.shape, INVALID, dtype=np.int8)
     kind[_ADDRESS_PARITY_TABLE[df]] = ADDRESSED
-    if es.any():
-        e = np.flatnonzero(es)
-        se = syn[e]
-        if repair_bits >= 2:
-            kind[e[_member(se, _REPAIR2_KEYS)]] = REPAIRED2
-        kind[e[_member(se, _REPAIR_KEYS[LONG_BITS])]] = REPAIRED
-        kind[e[se == 0]] = CLEAN_ES
-    if df11.any():
-        e = np.flatnonzero(df11)
-        se = syn[e]
-        kind[e[se <= DF11_MAX_IID]] = ADDRESSED
-        kind[e[(se > DF11_MAX_IID) & _member(se, _REPAIR_KEYS[SHORT_BITS])]] = REPAIRED
-        kind[e[se == 0]] = CLEAN_DF11
+    kind[(df == 11) & (syn <= DF11_MAX_IID)] = ADDRESSED
+    clean = syn == 0
+    kind[clean & ((df == 17) | (df == 18))] = CLEAN_ES
+    kind[clean & (df == 11)] = CLEAN_DF11
     return kind
-
-
-def _weak_bits_only(kind: np.ndarray, df: np.ndarray, syn: np.ndarray, soft: np.ndarray) -> None:
-    """Refuse repairs that flip a bit the slicer was sure of.
-
-    A 1-bit repair's bit must be among the REPAIR1_WEAKEST least certain bits of the
-    frame, both bits of a 2-bit repair among the REPAIR2_WEAKEST. Noise decoded as a
-    frame sits a few bits from some valid codeword as often as chance allows; the bits a
-    true repair flips are nearly always ones the slicer was unsure of.
-    """
-    short = df < 16
-    for cls, key, weakest, sel in (
-        (REPAIRED, LONG_BITS, REPAIR1_WEAKEST, ~short),
-        (REPAIRED, SHORT_BITS, REPAIR1_WEAKEST, short),
-        (REPAIRED2, 2 * LONG_BITS, REPAIR2_WEAKEST, ~short),
-    ):
-        rows = np.flatnonzero((kind == cls) & sel)
-        if rows.size == 0:
-            continue
-        keys, bits = _REPAIR_BITS[key]
-        flip = bits[np.searchsorted(keys, syn[rows])]  # (m, 2); -1: no second bit
-        nbits = SHORT_BITS if key == SHORT_BITS else LONG_BITS
-        weak = np.abs(soft[rows, :nbits])
-        limit = np.partition(weak, weakest - 1, axis=1)[:, weakest - 1]
-        flipped = np.take_along_axis(weak, np.maximum(flip, 0), axis=1)
-        flipped[flip < 0] = 0
-        kind[rows[flipped.max(axis=1) > limit]] = INVALID
 
 
 @dataclass(slots=True)
@@ -225,7 +165,8 @@ class _Batch:
     end: list[int]  # absolute end time, same units
     start: list[int]  # integer start sample, relative to the current buffer
     rx_time: list[float]
-    msg: list[bytes]  # repaired when kind is REPAIRED or REPAIRED2
+    msg: list[bytes]  # after repair
+    repaired: list[int]  # bits repaired
     syn: list[int]  # syndrome of msg (after repair): 0, an IID or an address
     icao: list[int]  # address a known-address check looks up (ADDRESSED only)
     kind: list[int]  # static part of the class: CLEAN_ES ... ADDRESSED
@@ -233,33 +174,7 @@ class _Batch:
     dbfs: list[float]  # preamble pulse level in dBFS
 
 
-def _repair_tables() -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per class: sorted syndromes and the (up to two) bit indices each repair flips.
-
-    Unused second bits are -1. Short (DF11) single-bit syndromes come after the long
-    ones in a separate table keyed by SHORT_BITS.
-    """
-    out = {}
-    for key, table in (
-        (LONG_BITS, {k: (b, -1) for k, b in _REPAIR[LONG_BITS].items()}),
-        (SHORT_BITS, {k: (b, -1) for k, b in _REPAIR[SHORT_BITS].items()}),
-        (2 * LONG_BITS, _REPAIR2),
-    ):
-        keys = np.array(sorted(table), dtype=np.uint32)
-        bits = np.array([table[k] for k in keys.tolist()], dtype=np.int64).reshape(-1, 2)
-        out[key] = (keys, bits)
-    return out
-
-
-_REPAIR_BITS = _repair_tables()
 _ACCEPTED_KEYS = tuple(f"accepted_df{df}" for df in range(32))
-
-
-def _flip(msgs: np.ndarray, rows: np.ndarray, bits: np.ndarray) -> None:
-    """Invert bit bits[i] (MSB-first index, -1 = none) of msgs[rows[i]] in place."""
-    keep = bits >= 0
-    rows, bits = rows[keep], bits[keep]
-    msgs[rows, bits >> 3] ^= (0x80 >> (bits & 7)).astype(np.uint8)
 
 
 # Freed heap glibc keeps for the next block instead of returning it to the kernel.
@@ -298,9 +213,12 @@ class Demodulator:
         verifier: CRC/address gate; a private one is created when None.
         source: name put on every Frame.
         start_time: receive time of the first sample (seconds).
-        repair_bits: 1 repairs one bit in DF11/17/18 (readsb's default); 2 also repairs
-            two bits in DF17/18 when both are among the least certain, about half a dB
-            more sensitive (bench/demod.py measures both and their false frames).
+        repair_bits: most bits repaired in one frame (agent/demod/repair.py). 1
+            repairs one bit in DF11/17/18 (readsb's default); 2 and 3 also repair two
+            or three bits in DF17/18 when all are among the least certain (3 only in
+            weak replies), about 0.6 and 1.1 dB more sensitive at 2.4 MS/s for more
+            false frames (bench/demod.py measures each). In weak replies a DF one bit
+            from DF17/18 may be that bit, counted in repair_bits.
         retry_weak: at rates where slicing decides first (2.4 MS/s), decide weak
             replies that it could not decode again with the trellis: about 0.5 dB more
             sensitive for about a fifth more CPU on a busy stream (bench/demod.py).
@@ -319,8 +237,8 @@ class Demodulator:
         repair_bits: int = 1,
         retry_weak: bool = False,
     ):
-        if repair_bits not in (1, 2):
-            raise ValueError("repair_bits must be 1 or 2")
+        if not 1 <= repair_bits <= repair.MAX_BITS:
+            raise ValueError(f"repair_bits must be 1 to {repair.MAX_BITS}")
         self.repair_bits = repair_bits
         self.retry_weak = retry_weak
         _keep_heap_headroom()
@@ -452,7 +370,8 @@ class Demodulator:
             & (level < np.float32(preamble.WEAK_LEVEL) * fl)
         )
         rows = np.flatnonzero(good.any(axis=1))
-        s, good, level, snr = s[rows], good[rows], level[rows], snr[rows]
+        s, good, level, snr, fl = s[rows], good[rows], level[rows], snr[rows], fl[rows]
+        weak = level < np.float32(preamble.WEAK_LEVEL) * fl  # per (row, phase)
         # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
         # others decode the same reply less cleanly (or not at all) and cost slicing.
         if not self._trellis_all and good.shape[1] > PHASES_PER_PREAMBLE:
@@ -465,11 +384,15 @@ class Demodulator:
             # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each.
             head = sliding_window_view(buf, self._df_matrix.shape[0])[s + t.block_base]
             head = head @ self._df_matrix
-            good &= _ACCEPTABLE_DF_BYTE[np.packbits(head > 0)].reshape(good.shape)
+            byte = np.packbits(head > 0).reshape(good.shape)
+            good &= np.where(weak, _WEAK_DF_BYTE[byte], _ACCEPTABLE_DF_BYTE[byte])
         else:
             r, p = np.nonzero(good)
             head = self._trellis_bits(buf, s, r, p, level, _HEAD_BLOCKS)
-            good[r, p] = _ACCEPTABLE_DF_TABLE[(head[:, :BLOCK_BITS] > 0) @ _DF_WEIGHTS]
+            head_df = (head[:, :BLOCK_BITS] > 0) @ _DF_WEIGHTS
+            good[r, p] = np.where(
+                weak[r, p], _WEAK_DF_TABLE[head_df], _ACCEPTABLE_DF_TABLE[head_df]
+            )
         rows = np.flatnonzero(good.any(axis=1))
         self.counts["rejected_df"] += int(np.count_nonzero(mine)) - int(
             np.count_nonzero(mine[rows])
@@ -479,28 +402,30 @@ class Demodulator:
         s, good, level, mine, snr = s[rows], good[rows], level[rows], mine[rows], snr[rows]
         # From here on one entry per (row, phase) pair that passed stages 2 and 3.
         r, p = np.nonzero(good)  # row-major: ascending time
-        if self._trellis_all:
-            soft = self._trellis_bits(buf, s, r, p, level, _LONG_BLOCKS)[:, :LONG_BITS]
-        else:
-            soft = slicer.pair_margins(buf, s[r], p, self._block_matrix, t, LONG_BITS)
-        msgs, df, is_long, syn, kind = self._decode(soft)
+        weak = weak[rows][r, p]
+        # Rows within 2 samples of each other belong to one preamble (its cluster).
+        cluster = np.concatenate(([0], np.cumsum(np.diff(s) > 2)))[r]
+        # Bits of every pair (each (start, phase) can be the one that decodes).
+        soft = np.empty((r.size, LONG_BITS), dtype=np.float32)
+        msgs = np.empty((r.size, 14), dtype=np.uint8)
+        df, syn = np.empty(r.size, dtype=np.uint8), np.empty(r.size, dtype=np.uint32)
+        is_long = np.empty(r.size, dtype=bool)
+        kind, fixed = np.empty(r.size, dtype=np.int8), np.empty(r.size, dtype=np.int8)
+        columns = (soft, msgs, df, is_long, syn, kind, fixed)
+        self._slice(buf, s, r, p, level, weak, np.arange(r.size), columns)
         if self.retry_weak and not self._trellis_all:
             # Weak replies that first-minus-second slicing could not decode: again with
-            # the trellis (strong ones decode without it, and are most of a busy stream).
-            fl = floor[np.minimum(s[r] // NOISE_WINDOW, floor.size - 1)]
+            # the trellis, the most confident pair of each cluster with no decode at all.
             # Only formats with their own CRC (a retry is judged by it alone), DF as sliced.
+            decoded = np.zeros(cluster[-1] + 1, dtype=bool)
+            decoded[cluster[kind != INVALID]] = True
             retry = np.flatnonzero(
-                (kind == INVALID)
-                & _SELF_CHECKING_TABLE[df]
-                & (level[r, p] < np.float32(preamble.WEAK_LEVEL) * fl)
+                (kind == INVALID) & _SELF_CHECKING_TABLE[df] & weak & ~decoded[cluster]
             )
             if retry.size:
-                soft2 = self._trellis_bits(buf, s, r[retry], p[retry], level, _LONG_BLOCKS)
-                soft[retry] = soft2[:, :LONG_BITS]
-                for whole, part in zip(
-                    (msgs, df, is_long, syn, kind), self._decode(soft[retry]), strict=True
-                ):
-                    whole[retry] = part
+                conf = np.abs(soft[retry]).mean(axis=1)
+                retry = retry[_best_per_cluster(cluster[retry], conf)]
+                self._slice(buf, s, r, p, level, weak, retry, columns, trellis=True)
         self.counts["candidates"] += int(np.count_nonzero(mine))
         passed = np.zeros(s.size, dtype=bool)
         passed[r[kind != INVALID]] = True
@@ -509,7 +434,9 @@ class Demodulator:
         ok = kind != INVALID
         if not ok.any():
             return None
-        r, p, msgs, df, syn, kind, is_long = (x[ok] for x in (r, p, msgs, df, syn, kind, is_long))
+        r, p, msgs, df, syn, kind, is_long, fixed = (
+            x[ok] for x in (r, p, msgs, df, syn, kind, is_long, fixed)
+        )
         absm = np.abs(soft[ok])
         # Mean |margin| over the frame's bits: which of two equal-class decodes is cleaner.
         conf = np.where(
@@ -532,15 +459,50 @@ class Demodulator:
             df[last],
             syn[last],
             kind[last],
+            fixed[last],
             conf[last],
             is_long[last],
             level[r[last], p[last]],
         )
 
+    def _slice(
+        self,
+        buf: np.ndarray,
+        s: np.ndarray,
+        r: np.ndarray,
+        p: np.ndarray,
+        level: np.ndarray,
+        weak: np.ndarray,
+        idx: np.ndarray,
+        columns: tuple[np.ndarray, ...],
+        *,
+        trellis: bool = False,
+    ) -> None:
+        """Bit margins and decodes of the pairs `idx`, written into `columns` at idx.
+
+        The trellis decides the bits at TRELLIS_ALL_RATES, or when asked; slicing
+        otherwise.
+        """
+        if idx.size == 0:
+            return
+        if trellis or self._trellis_all:
+            soft = self._trellis_bits(buf, s, r[idx], p[idx], level, _LONG_BLOCKS)[:, :LONG_BITS]
+        else:
+            soft = slicer.pair_margins(
+                buf, s[r[idx]], p[idx], self._block_matrix, self.timing, LONG_BITS
+            )
+        columns[0][idx] = soft
+        for whole, part in zip(columns[1:], self._decode(soft, weak[idx]), strict=True):
+            whole[idx] = part
+
     def _decode(
-        self, soft: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Bytes, DF, length, CRC syndrome and static class of each row of bit margins."""
+        self, soft: np.ndarray, weak: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Bytes (repaired), DF, length, syndrome, class and bits repaired per margin row.
+
+        The syndrome of a repaired row is 0; of an ADDRESSED row, the address (or IID).
+        `weak` marks rows from weak preambles, the only ones a 3-bit repair may touch.
+        """
         msgs = np.packbits(soft > 0, axis=1)  # (k, 14)
         df = msgs[:, 0] >> 3
         is_long = df >= 16
@@ -548,9 +510,65 @@ class Demodulator:
         for rows, nbytes in ((np.flatnonzero(is_long), 14), (np.flatnonzero(~is_long), 7)):
             if rows.size:
                 syn[rows] = crc.syndromes(msgs[rows, :nbytes])
-        kind = _classify(df, syn, self.repair_bits)
-        _weak_bits_only(kind, df, syn, soft)
-        return msgs, df, is_long, syn, kind
+        kind = _classify(df, syn)
+        fixed = np.zeros(df.size, dtype=np.int8)
+        es = (df == 17) | (df == 18)
+        for rows, nbits, most in (
+            (np.flatnonzero(es & (kind == INVALID)), LONG_BITS, self.repair_bits),
+            (np.flatnonzero((df == 11) & (syn > DF11_MAX_IID)), SHORT_BITS, 1),
+        ):
+            if rows.size == 0:
+                continue
+            bits, count = repair.find(syn[rows], soft[rows], nbits, most, weak[rows])
+            done = count > 0
+            rows, bits = rows[done], bits[done]
+            repair.apply(msgs, rows, bits)
+            fixed[rows] = count[done]
+            syn[rows] = 0
+            kind[rows] = np.where(count[done] == 1, REPAIRED, REPAIRED2)
+        self._repair_df(msgs, df, is_long, syn, kind, fixed, soft, weak)
+        return msgs, df, is_long, syn, kind, fixed
+
+    def _repair_df(
+        self,
+        msgs: np.ndarray,
+        df: np.ndarray,
+        is_long: np.ndarray,
+        syn: np.ndarray,
+        kind: np.ndarray,
+        fixed: np.ndarray,
+        soft: np.ndarray,
+        weak: np.ndarray,
+    ) -> None:
+        """Weak undecoded rows one DF bit from DF17/18: that bit plus up to
+        repair_bits - 1 others (the DF bit counts towards repair_bits). In place."""
+        rows = np.flatnonzero(weak & ((kind == INVALID) | ((kind == ADDRESSED) & (df != 11))))
+        if rows.size == 0:
+            return
+        target, bit = repair.extended_squitter_df(df[rows], soft[rows])
+        rows, bit = rows[target > 0], bit[target > 0]
+        if rows.size == 0:
+            return
+        trial = msgs[rows].copy()
+        trial[:, 0] ^= (0x80 >> bit).astype(np.uint8)
+        tsyn = crc.syndromes(trial)
+        count = np.where(tsyn == 0, 0, -1).astype(np.int8)
+        more = np.flatnonzero(tsyn != 0)
+        if self.repair_bits > 1 and more.size:
+            bits, extra = repair.find(
+                tsyn[more], soft[rows[more]], LONG_BITS, self.repair_bits - 1, weak[rows[more]]
+            )
+            found = extra > 0
+            repair.apply(trial, more[found], bits[found])
+            count[more[found]] = extra[found]
+        ok = count >= 0
+        rows, trial = rows[ok], trial[ok]
+        msgs[rows] = trial
+        df[rows] = trial[:, 0] >> 3
+        is_long[rows] = True
+        syn[rows] = 0
+        fixed[rows] = count[ok] + 1
+        kind[rows] = np.where(fixed[rows] == 1, REPAIRED, REPAIRED2)
 
     def _trellis_bits(
         self,
@@ -583,20 +601,12 @@ class Demodulator:
         df: np.ndarray,
         syn: np.ndarray,
         kind: np.ndarray,
+        fixed: np.ndarray,
         conf: np.ndarray,
         is_long: np.ndarray,
         level: np.ndarray,
     ) -> _Batch:
-        """The chosen decodes as plain lists, repaired, timed and levelled in numpy."""
-        for cls, key in ((REPAIRED, LONG_BITS), (REPAIRED, SHORT_BITS), (REPAIRED2, 2 * LONG_BITS)):
-            want = (kind == cls) & (is_long if key != SHORT_BITS else ~is_long)
-            if not want.any():
-                continue
-            keys, bits = _REPAIR_BITS[key]
-            at = np.searchsorted(keys, syn[want])
-            idx = np.flatnonzero(want)
-            _flip(chosen, idx, bits[at, 0])
-            _flip(chosen, idx, bits[at, 1])
+        """The chosen decodes as plain lists, timed and levelled in numpy."""
         syn_out = np.where(kind == ADDRESSED, syn, 0).astype(np.int64)
         icao = np.where(df == 11, _address(chosen), syn_out)
         t_abs = tsub + self._base * SUB
@@ -611,6 +621,7 @@ class Demodulator:
             start=start.tolist(),
             rx_time=rx.tolist(),
             msg=[raw[14 * i : 14 * i + nb] for i, nb in enumerate(nbytes)],
+            repaired=fixed.tolist(),
             syn=syn_out.tolist(),
             icao=icao.tolist(),
             kind=kind.tolist(),
@@ -631,22 +642,16 @@ class Demodulator:
         addressed = np.flatnonzero(kind == ADDRESSED)
         if addressed.size == 0:
             return
-        repaired = (kind == REPAIRED) | (kind == REPAIRED2)
         confirming = np.flatnonzero(
-            (kind == CLEAN_ES) | (kind == CLEAN_DF11) | (repaired & (df == 17))
+            (kind == CLEAN_ES) | (kind == CLEAN_DF11) | ((kind == REPAIRED) & (df == 17))
         )
-        fixed = _address(msgs[confirming])
-        for cls, (keys, xor) in _AA_FLIPS.items():
-            sel = kind[confirming] == cls
-            if sel.any():
-                at = np.minimum(np.searchsorted(keys, syn[confirming[sel]]), keys.size - 1)
-                fixed[sel] ^= xor[at]
+        confirmed = _address(msgs[confirming])  # repairs are already applied
         icao = np.where(
             df[addressed] == 11, _address(msgs[addressed]), syn[addressed].astype(np.int64)
         )
         now = self._rx_time((int(s[0]) + self._base) * SUB)
         known = np.array(self.verifier.recent_addresses(now), dtype=np.int64)
-        known_set = np.sort(np.concatenate((known, fixed)))
+        known_set = np.sort(np.concatenate((known, confirmed)))
         if known_set.size == 0:
             kind[addressed] = INVALID
         else:
@@ -701,6 +706,7 @@ class Demodulator:
             return frames
         seen = self.verifier.seen_recently
         check = self.verifier.check
+        accept = self.verifier.accept_clean
         counts = self.counts
         t, end, kind, conf, icao, rx = b.t, b.end, b.kind, b.confidence, b.icao, b.rx_time
         busy = self._busy_until
@@ -724,9 +730,11 @@ class Demodulator:
                     break
                 j += 1
             else:
-                repaired = 1 if k == REPAIRED else 2 if k == REPAIRED2 else 0
+                repaired = b.repaired[i]
                 frame = Frame(b.msg[i], rx[i], b.dbfs[i], self.source, None, repaired)
-                if not check(frame, b.syn[i]).accepted:
+                if k >= SELF_CHECKED:
+                    accept(frame)
+                elif not check(frame, b.syn[i]).accepted:
                     counts["rejected_verifier"] += 1
                     continue
                 if repaired:
