@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.demod import DemodOptions
 from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigError, SourceError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demod", help="demodulate IQ and print every accepted frame as *HEX;")
     d.add_argument("--rate", default="2.4e6", help="sample rate: 2.0e6 or 2.4e6")
     d.add_argument("--format", default="uc8", choices=("uc8", "sc16"))
+    _add_demod_args(d)
     d.add_argument("file", help="IQ file, or - for standard input")
 
     r = sub.add_parser("replay", help="print the records the agent would publish for a recording")
@@ -106,11 +108,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK  # `| head` closed the pipe: not an error
 
 
+def _add_demod_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--repair-bits",
+        type=int,
+        choices=(1, 2, 3),
+        default=DemodOptions.repair_bits,
+        help="most bits the demodulator repairs in one frame (default %(default)s)",
+    )
+    p.add_argument(
+        "--retry-weak",
+        action="store_true",
+        help="decide weak replies slicing could not decode again with the trellis",
+    )
+
+
 def _cmd_demod(args: argparse.Namespace) -> int:
     from agent.sources import open_file_source, parse_rate
 
+    opts = DemodOptions(repair_bits=args.repair_bits, retry_weak=args.retry_weak)
     try:
-        src = open_file_source(args.file, args.format, parse_rate(args.rate))
+        src = open_file_source(args.file, args.format, parse_rate(args.rate), demod=opts)
     except SourceError as err:
         raise ConfigError([str(err)]) from None
     out = sys.stdout

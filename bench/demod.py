@@ -25,6 +25,7 @@ those on their own.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 
@@ -49,7 +50,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from agent.demod import Demodulator  # noqa: E402
+from agent.demod import DemodOptions, Demodulator  # noqa: E402
 from agent.demod.iq import uc8_to_mag  # noqa: E402
 from agent.sources.iq import IqFileSource  # noqa: E402
 from bench import bursts  # noqa: E402
@@ -96,21 +97,25 @@ def _cpu(who: int) -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_ours(stream: Path, iq_s: float, retry_weak: bool = False) -> Result:
+DEFAULT_OPTIONS = DemodOptions()
+
+
+def _label(opts: DemodOptions) -> str:
+    return f"ours {opts.repair_bits}-bit" + ("+retry" if opts.retry_weak else "")
+
+
+def run_ours(stream: Path, iq_s: float, opts: DemodOptions = DEFAULT_OPTIONS) -> Result:
     """Our IqFileSource + Demodulator, in this process."""
     before = _cpu(resource.RUSAGE_SELF)
-    src = IqFileSource(str(stream), rate=RATE, fmt="uc8", name="bench")
-    src.demod.retry_weak = retry_weak
+    src = IqFileSource(str(stream), rate=RATE, fmt="uc8", name="bench", demod=opts)
     by_df = Counter(f.df for f in src.frames(threading.Event()))
     cpu = _cpu(resource.RUSAGE_SELF) - before
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    name = "adsb-agent --retry-weak" if retry_weak else "adsb-agent"
-    return Result(name, cpu, iq_s, rss, by_df)
+    return Result(_label(opts), cpu, iq_s, rss, by_df)
 
 
-def run_ours_retry(stream: Path, iq_s: float) -> Result:
-    """run_ours with the trellis retry of weak replies (Demodulator retry_weak)."""
-    return run_ours(stream, iq_s, retry_weak=True)
+# Configurations whose CPU is measured: the default, and the most sensitive ones.
+CPU_CONFIGS = (DemodOptions(), DemodOptions(repair_bits=3), DemodOptions(3, retry_weak=True))
 
 
 def run_dump1090(stream: Path, iq_s: float) -> Result | None:
@@ -292,10 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         stream = Path(tmp) / "stream.uc8"
         iq_s = make_stream(args.file, args.seconds, stream)
         print(f"stream: {args.file.name} repeated to {iq_s:.2f} s at {RATE / 1e6:.1f} MS/s")
-        ours, retry, theirs = _best(
-            [run_ours, run_ours_retry, run_dump1090], stream, iq_s, args.repeat
-        )
-        results = [r for r in (ours, retry) if r is not None]
+        runs = [functools.partial(run_ours, opts=o) for o in CPU_CONFIGS]
+        *ours, theirs = _best([*runs, run_dump1090], stream, iq_s, args.repeat)
+        results = [r for r in ours if r is not None]
         if theirs is None:
             print(f"{DUMP1090} not installed: apt-get install {DUMP1090}")
         else:

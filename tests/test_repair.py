@@ -66,7 +66,7 @@ def test_a_df_one_bit_from_df17_points_at_its_least_certain_bit() -> None:
     soft = np.ones((3, 112), dtype=np.float32)
     soft[:, 1] = 0.1  # the second DF bit is the least certain
     df = np.array([0b11001, 0b01011, 0b10001], dtype=np.uint8)  # 25, 11, 17
-    target, bit = repair.extended_squitter_df(df, soft)
+    target, bit = repair.extended_squitter_df(df, soft[:, :5])
     assert target.tolist() == [17, 0, 0]  # 11 and 17 are not one bit from 17/18 there
     assert bit[0] == 1
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import agent.sources.rtlsdr as rtlsdr_mod
+from agent.demod import DemodOptions
 from agent.errors import SourceError
 from agent.frame import Frame
 from agent.sources import open_source
@@ -310,9 +311,12 @@ class TestUrls:
         o = parse_tuner_options("u", {"rate": "2.0e6", "gain": "adaptive", "ppm": "-12"})
         assert o == TunerOptions(rate=2.0e6, gain="adaptive", ppm=-12, biastee=None)
         assert parse_tuner_options("u", {"gain": "42.1", "biastee": "1"}).gain == 42.1
+        demod = parse_tuner_options("u", {"repair": "3", "retry": "1"}).demod
+        assert demod == DemodOptions(repair_bits=3, retry_weak=True)
 
     @pytest.mark.parametrize(
-        "query", ["gain=loud", "gain=99", "ppm=1.5", "rate=1e6", "biastee=2", "freq=978e6"]
+        "query",
+        ["gain=loud", "gain=99", "ppm=1.5", "rate=1e6", "biastee=2", "freq=978e6", "repair=4"],
     )
     def test_bad_options_are_refused(self, query: str) -> None:
         with pytest.raises(SourceError):

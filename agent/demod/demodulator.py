@@ -50,12 +50,6 @@ _ADDRESS_PARITY_TABLE = np.zeros(32, dtype=bool)
 _ADDRESS_PARITY_TABLE[list(ADDRESS_PARITY_DFS)] = True
 _SELF_CHECKING_TABLE = np.zeros(32, dtype=bool)
 _SELF_CHECKING_TABLE[[11, 17, 18]] = True
-# Weak replies may also have a DF one bit from DF17/18 (Demodulator._repair_df).
-_WEAK_DF_TABLE = _ACCEPTABLE_DF_TABLE.copy()
-_WEAK_DF_TABLE[[df ^ (1 << b) for df in (17, 18) for b in range(5)]] = True
-# The tables indexed by a byte whose top five bits are the DF (np.packbits).
-_ACCEPTABLE_DF_BYTE = np.repeat(_ACCEPTABLE_DF_TABLE, 8)
-_WEAK_DF_BYTE = np.repeat(_WEAK_DF_TABLE, 8)
 # Bit weights of the 5-bit DF field, for a (..., 5) bool @ weights product.
 _DF_WEIGHTS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
 # DF11 parity is CRC XOR the interrogator code: a syndrome this small is an IID (accepted
@@ -119,6 +113,24 @@ def _kth_largest(cols: np.ndarray, k: int) -> np.ndarray:
     return top[k - 1]
 
 
+def _acceptable_df(
+    df: np.ndarray, margins: np.ndarray, weak: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which sliced DFs are worth slicing the rest of the reply for, and which of
+    those must be sliced long (112 bits).
+
+    An acceptable DF, or in a weak reply one whose least certain bit, flipped, makes
+    DF17/18 (Demodulator._repair_df may repair it; such a reply is sliced long).
+    """
+    ok = _ACCEPTABLE_DF_TABLE[df]
+    long = df >= 16
+    if weak.any():
+        target, _ = repair.extended_squitter_df(df[weak], margins[weak])
+        ok[weak] |= target > 0
+        long[weak] |= target > 0
+    return ok, long
+
+
 def _best_per_cluster(cluster: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Index of the highest-scored entry of each cluster (cluster ids non-decreasing)."""
     order = np.lexsort((-score, cluster))
@@ -151,6 +163,17 @@ def _classify(df: np.ndarray, syn: np.ndarray) -> np.ndarray:
     kind[clean & ((df == 17) | (df == 18))] = CLEAN_ES
     kind[clean & (df == 11)] = CLEAN_DF11
     return kind
+
+
+@dataclass(frozen=True)  # no slots: the class attributes are the defaults
+class DemodOptions:
+    """How hard the demodulator works on weak replies (see Demodulator's arguments).
+
+    Set per IQ source from its URL (`repair=1..3`, `retry=0|1`) or on the command line.
+    """
+
+    repair_bits: int = 1
+    retry_weak: bool = False
 
 
 @dataclass(slots=True)
@@ -377,6 +400,7 @@ class Demodulator:
         if not self._trellis_all and good.shape[1] > PHASES_PER_PREAMBLE:
             score = np.where(good, snr, np.float32(-1))
             good &= score >= _kth_largest(score.T, PHASES_PER_PREAMBLE)[:, None]
+
         mine = (s >= self._lo) & (s < decide)
         self.counts["preambles"] += _clusters(s[mine])
         # DF (the first BLOCK_BITS = 5 bits) of every phase before slicing the rest.
@@ -384,15 +408,16 @@ class Demodulator:
             # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each.
             head = sliding_window_view(buf, self._df_matrix.shape[0])[s + t.block_base]
             head = head @ self._df_matrix
-            byte = np.packbits(head > 0).reshape(good.shape)
-            good &= np.where(weak, _WEAK_DF_BYTE[byte], _ACCEPTABLE_DF_BYTE[byte])
+            df_bits = head.reshape(*good.shape, 8)[..., :BLOCK_BITS]
+            head_df = np.packbits(head > 0).reshape(good.shape) >> 3
+            ok, long = _acceptable_df(head_df, df_bits, weak)
+            good &= ok
         else:
             r, p = np.nonzero(good)
             head = self._trellis_bits(buf, s, r, p, level, _HEAD_BLOCKS)
             head_df = (head[:, :BLOCK_BITS] > 0) @ _DF_WEIGHTS
-            good[r, p] = np.where(
-                weak[r, p], _WEAK_DF_TABLE[head_df], _ACCEPTABLE_DF_TABLE[head_df]
-            )
+            good[r, p], _ = _acceptable_df(head_df, head[:, :BLOCK_BITS], weak[r, p])
+            long = np.ones_like(good)  # the trellis decides every bit anyway
         rows = np.flatnonzero(good.any(axis=1))
         self.counts["rejected_df"] += int(np.count_nonzero(mine)) - int(
             np.count_nonzero(mine[rows])
@@ -403,6 +428,7 @@ class Demodulator:
         # From here on one entry per (row, phase) pair that passed stages 2 and 3.
         r, p = np.nonzero(good)  # row-major: ascending time
         weak = weak[rows][r, p]
+        long = long[rows][r, p]
         # Rows within 2 samples of each other belong to one preamble (its cluster).
         cluster = np.concatenate(([0], np.cumsum(np.diff(s) > 2)))[r]
         # Bits of every pair (each (start, phase) can be the one that decodes).
@@ -412,7 +438,10 @@ class Demodulator:
         is_long = np.empty(r.size, dtype=bool)
         kind, fixed = np.empty(r.size, dtype=np.int8), np.empty(r.size, dtype=np.int8)
         columns = (soft, msgs, df, is_long, syn, kind, fixed)
-        self._slice(buf, s, r, p, level, weak, np.arange(r.size), columns)
+        self._slice(buf, s, r, p, level, weak, np.flatnonzero(long), columns)
+        # Short formats (DF0/4/5/11) need only 56 bits sliced; the rest stay 0.
+        soft[~long, SHORT_BITS:] = 0
+        self._slice(buf, s, r, p, level, weak, np.flatnonzero(~long), columns, nbits=SHORT_BITS)
         if self.retry_weak and not self._trellis_all:
             # Weak replies that first-minus-second slicing could not decode: again with
             # the trellis, the most confident pair of each cluster with no decode at all.
@@ -477,11 +506,12 @@ class Demodulator:
         columns: tuple[np.ndarray, ...],
         *,
         trellis: bool = False,
+        nbits: int = LONG_BITS,
     ) -> None:
         """Bit margins and decodes of the pairs `idx`, written into `columns` at idx.
 
         The trellis decides the bits at TRELLIS_ALL_RATES, or when asked; slicing
-        otherwise.
+        otherwise, of the first `nbits` bits (the rest of a short frame's row is 0).
         """
         if idx.size == 0:
             return
@@ -489,9 +519,10 @@ class Demodulator:
             soft = self._trellis_bits(buf, s, r[idx], p[idx], level, _LONG_BLOCKS)[:, :LONG_BITS]
         else:
             soft = slicer.pair_margins(
-                buf, s[r[idx]], p[idx], self._block_matrix, self.timing, LONG_BITS
+                buf, s[r[idx]], p[idx], self._block_matrix, self.timing, nbits
             )
-        columns[0][idx] = soft
+        columns[0][idx, : soft.shape[1]] = soft
+        soft = columns[0][idx]
         for whole, part in zip(columns[1:], self._decode(soft, weak[idx]), strict=True):
             whole[idx] = part
 
@@ -545,7 +576,7 @@ class Demodulator:
         rows = np.flatnonzero(weak & ((kind == INVALID) | ((kind == ADDRESSED) & (df != 11))))
         if rows.size == 0:
             return
-        target, bit = repair.extended_squitter_df(df[rows], soft[rows])
+        target, bit = repair.extended_squitter_df(df[rows], soft[rows, :5])
         rows, bit = rows[target > 0], bit[target > 0]
         if rows.size == 0:
             return

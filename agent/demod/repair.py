@@ -101,7 +101,6 @@ def find(
     if m == 0:
         return bits, count
     syn = syn.astype(np.uint32)
-    margin = np.abs(soft[:, :nbits])
     for w in range(1, min(max_bits, 2) + 1):
         keys, pats = _table(nbits, w)
         rows = np.flatnonzero(count == 0)
@@ -111,8 +110,9 @@ def find(
         if rows.size == 0:
             continue
         # Rank of each flipped bit among the frame's non-DF bits by certainty.
-        mine = np.take_along_axis(margin[rows], pat, axis=1)  # (r, w)
-        below = (margin[rows, None, FIRST_BIT:] < mine[:, :, None]).sum(axis=2)
+        margin = np.abs(soft[rows, :nbits])
+        mine = np.take_along_axis(margin, pat, axis=1)  # (r, w)
+        below = (margin[:, None, FIRST_BIT:] < mine[:, :, None]).sum(axis=2)
         ok = below.max(axis=1) < WEAKEST[w]
         rows, pat = rows[ok], pat[ok]
         bits[rows, :w] = pat
@@ -120,7 +120,8 @@ def find(
     if max_bits >= 3:
         open_rows = np.flatnonzero((count == 0) & (True if search is None else search))
         if open_rows.size:
-            found, cols = _chase(syn[open_rows], margin[open_rows], nbits, 3)
+            margin = np.abs(soft[open_rows, :nbits])
+            found, cols = _chase(syn[open_rows], margin, nbits, 3)
             bits[open_rows[found], :3] = cols
             count[open_rows[found]] = 3
     return bits, count
@@ -162,7 +163,8 @@ def apply(msgs: np.ndarray, rows: np.ndarray, bits: np.ndarray) -> None:
 
 # Formats whose CRC covers every bit, DF included: a DF one bit away from these may be
 # repaired to them (the CRC then judges the whole frame, as for any other bit).
-_ES_DFS = (17, 18)
+_ES_DF_TABLE = np.zeros(32, dtype=bool)
+_ES_DF_TABLE[[17, 18]] = True
 
 
 def extended_squitter_df(df: np.ndarray, soft: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,12 +177,12 @@ def extended_squitter_df(df: np.ndarray, soft: np.ndarray) -> tuple[np.ndarray, 
 
     Args:
         df: (m,) sliced downlink formats.
-        soft: (m, >= 5) bit margins.
+        soft: (m, 5) margins of the DF bits.
     Returns:
         (target, bit): target (m,) uint8 DF to try (0: none), bit (m,) the DF bit to flip.
     """
-    weakest = np.argmin(np.abs(soft[:, :FIRST_BIT]), axis=1)  # 0 = the DF's MSB
+    weakest = np.argmin(np.abs(soft), axis=1)  # 0 = the DF's MSB
     mask = (1 << (FIRST_BIT - 1 - weakest)).astype(np.uint8)
     flipped = df.astype(np.uint8) ^ mask
-    target = np.where(np.isin(flipped, _ES_DFS), flipped, 0).astype(np.uint8)
+    target = np.where(_ES_DF_TABLE[flipped], flipped, 0).astype(np.uint8)
     return target, weakest

@@ -2,6 +2,8 @@
 
 `open_source` maps a source URL to its class, like dump1090's table of SDR handlers:
     file:PATH?format=uc8|sc16|beast|avr&rate=2.4e6   (PATH '-' is standard input)
+    IQ inputs (file uc8/sc16, rtlsdr, rtltcp) also take repair=1|2|3 (bits the
+    demodulator may repair in one frame) and retry=0|1 (trellis retry of weak replies)
     beast://host:port    Beast binary client (readsb/dump1090 port 30005)
     avr://host:port      AVR text client (port 30002)
     rtlsdr://[serial-or-index]?rate=2.4e6&gain=auto|adaptive|DB&ppm=N&biastee=0|1
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+from agent.demod import DemodOptions
 from agent.errors import SourceError
 from agent.sources.base import Source
 
@@ -38,15 +41,37 @@ def parse_rate(text: str) -> float:
     return rate
 
 
+DEMOD_KEYS = frozenset(("repair", "retry"))
+
+
+def parse_demod_options(url: str, query: dict[str, str]) -> DemodOptions:
+    """DemodOptions from a URL query (`repair`, `retry`); SourceError names the bad one."""
+    text = query.get("repair", str(DemodOptions.repair_bits)).strip()
+    if text not in ("1", "2", "3"):
+        raise SourceError(f"{url}: repair {text!r}: expected 1, 2 or 3 (bits per frame)")
+    flag = query.get("retry", "0").strip().lower()
+    if flag not in ("0", "1", "true", "false", "on", "off"):
+        raise SourceError(f"{url}: retry {flag!r}: expected 0 or 1")
+    return DemodOptions(repair_bits=int(text), retry_weak=flag in ("1", "true", "on"))
+
+
 def open_file_source(
-    path: str, fmt: str, rate: float = 2.4e6, *, name: str | None = None, start_time: float = 0.0
+    path: str,
+    fmt: str,
+    rate: float = 2.4e6,
+    *,
+    name: str | None = None,
+    start_time: float = 0.0,
+    demod: DemodOptions | None = None,
 ) -> Source:
     """A recorded input (file or '-' for stdin) in one of FILE_FORMATS."""
     label = name or ("stdin" if path == "-" else path)
     if fmt in IQ_FORMATS:
         from agent.sources.iq import IqFileSource
 
-        return IqFileSource(path, rate=rate, fmt=fmt, name=label, start_time=start_time)
+        return IqFileSource(
+            path, rate=rate, fmt=fmt, name=label, start_time=start_time, demod=demod
+        )
     if fmt == "beast":
         from agent.sources.beast import BeastFileSource
 
@@ -63,14 +88,20 @@ def open_source(url: str, *, start_time: float = 0.0) -> Source:
     parts = urlsplit(url)
     if parts.scheme == "file":
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        unknown = set(query) - {"format", "rate"}
+        unknown = set(query) - {"format", "rate"} - DEMOD_KEYS
         if unknown:
             raise SourceError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}")
         path = parts.path or parts.netloc
         if not path:
             raise SourceError(f"{url}: no file path")
         rate = parse_rate(query.get("rate", "2.4e6"))
-        return open_file_source(path, query.get("format", "uc8"), rate, start_time=start_time)
+        return open_file_source(
+            path,
+            query.get("format", "uc8"),
+            rate,
+            start_time=start_time,
+            demod=parse_demod_options(url, query),
+        )
     if parts.scheme in ("beast", "avr"):
         host, port = _host_port(url)
         if parts.scheme == "beast":

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from agent.demod import Demodulator
+from agent.demod import DemodOptions, Demodulator
 from agent.demod.iq import BYTES_PER_SAMPLE, CONVERTERS
 from agent.errors import SourceError
 from agent.frame import Frame
@@ -36,6 +36,7 @@ class IqFileSource:
         name: source name on frames and in logs.
         block_samples: samples demodulated per block.
         start_time: receive time of the first sample.
+        demod: demodulator settings (defaults when None).
     Raises:
         SourceError: unknown format or rate, or an unreadable file.
     """
@@ -48,6 +49,7 @@ class IqFileSource:
         name: str = "iq",
         block_samples: int = 262144,
         start_time: float = 0.0,
+        demod: DemodOptions | None = None,
     ):
         if fmt not in CONVERTERS:
             raise SourceError(f"IQ format {fmt!r}: expected one of {', '.join(CONVERTERS)}")
@@ -56,7 +58,14 @@ class IqFileSource:
         if path != "-" and not os.access(path, os.R_OK):
             raise SourceError(f"{path}: not found or not readable")
         try:
-            self.demod = Demodulator(rate, source=name, start_time=start_time)
+            opts = demod or DemodOptions()
+            self.demod = Demodulator(
+                rate,
+                source=name,
+                start_time=start_time,
+                repair_bits=opts.repair_bits,
+                retry_weak=opts.retry_weak,
+            )
         except ValueError as err:
             raise SourceError(str(err)) from None
         self.path = path

@@ -43,11 +43,11 @@ from collections import Counter
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
-from agent.demod import Demodulator
+from agent.demod import DemodOptions, Demodulator
 from agent.demod.iq import uc8_to_mag
 from agent.errors import SourceError
 from agent.frame import Frame
-from agent.sources import parse_rate
+from agent.sources import DEMOD_KEYS, parse_demod_options, parse_rate
 from agent.sources.gain import AdaptiveGain, GainStep
 from agent.sources.reopen import Reopener
 from agent.sources.stream import Clock
@@ -141,17 +141,19 @@ class TunerOptions:
         ppm: frequency correction of the dongle's crystal.
         biastee: power for an LNA on the antenna port; None leaves it as it is (an LNA
             powered by other means must not be switched off by a default).
+        demod: demodulator settings for the samples (repair=, retry= in the URL).
     """
 
     rate: float = 2.4e6
     gain: str | float = "auto"
     ppm: int = 0
     biastee: bool | None = None
+    demod: DemodOptions = dataclasses.field(default_factory=DemodOptions)
 
 
 def parse_tuner_options(url: str, query: Mapping[str, str]) -> TunerOptions:
     """TunerOptions from a URL query; SourceError names the bad option."""
-    unknown = set(query) - {"rate", "gain", "ppm", "biastee"}
+    unknown = set(query) - {"rate", "gain", "ppm", "biastee"} - DEMOD_KEYS
     if unknown:
         raise SourceError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}")
     rate = parse_rate(query.get("rate", "2.4e6"))
@@ -178,7 +180,13 @@ def parse_tuner_options(url: str, query: Mapping[str, str]) -> TunerOptions:
         if flag not in ("0", "1", "true", "false", "on", "off"):
             raise SourceError(f"{url}: biastee {flag!r}: expected 0 or 1")
         biastee = flag in ("1", "true", "on")
-    return TunerOptions(rate=rate, gain=gain, ppm=ppm, biastee=biastee)
+    return TunerOptions(
+        rate=rate,
+        gain=gain,
+        ppm=ppm,
+        biastee=biastee,
+        demod=parse_demod_options(url, dict(query)),
+    )
 
 
 def snap_gain(gain_db: float, gains_db: list[float]) -> float:
@@ -198,10 +206,21 @@ class LiveIq:
         name: source name on frames.
         clock: wall clock (injectable).
         max_skew_s: re-anchor when sample time and arrival time differ by more.
+        demod: demodulator settings.
     """
 
-    def __init__(self, rate: float, name: str, clock: Clock, max_skew_s: float = MAX_SKEW_S):
-        self.demod = Demodulator(rate, source=name)
+    def __init__(
+        self,
+        rate: float,
+        name: str,
+        clock: Clock,
+        max_skew_s: float = MAX_SKEW_S,
+        demod: DemodOptions | None = None,
+    ):
+        opts = demod or DemodOptions()
+        self.demod = Demodulator(
+            rate, source=name, repair_bits=opts.repair_bits, retry_weak=opts.retry_weak
+        )
         self.counts: Counter[str] = self.demod.counts
         self.rate = rate
         self.clock = clock
@@ -311,7 +330,7 @@ class RtlSdrSource:
         self.backoff = (backoff_min, backoff_max)
         self.clock = clock
         self._rtlsdr = load_pyrtlsdr()
-        self.live = LiveIq(self.options.rate, self.name, clock)
+        self.live = LiveIq(self.options.rate, self.name, clock, demod=self.options.demod)
         self.counts: Counter[str] = self.live.counts
         # The gain the device is at (dB), or "auto"; kept across reopens.
         self.gain_db: float | None = None

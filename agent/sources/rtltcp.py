@@ -161,7 +161,13 @@ class RtlTcpSource:
         self.name = name or f"rtltcp://{host}:{port}"
         self.clock = clock
         self.timing = timing
-        self.live = LiveIq(self.options.rate, self.name, clock, max_skew_s=MAX_SKEW_S)
+        self.live = LiveIq(
+            self.options.rate,
+            self.name,
+            clock,
+            max_skew_s=MAX_SKEW_S,
+            demod=self.options.demod,
+        )
         self.counts: Counter[str] = self.live.counts
         # From the last header: tuner type and number of gains.
         self.tuner: int | None = None
