@@ -10,13 +10,13 @@ dump1090-mutability runs as a child reading the same bytes on stdin (`--ifile - 
 CPU from RUSAGE_CHILDREN, its whole run). Each runs `--repeat` times, in interleaved
 rounds, and the least CPU counts: the machine is shared, and other load only ever adds
 CPU time (cache and core contention), for both decoders alike. Prints frames by DF,
-CPU seconds per IQ second, the ratio, and peak RSS for each. Plain text, one section
-per measurement.
+CPU seconds per IQ second, the ratio, and peak RSS for each, for the default settings
+(1-bit repair) and the most sensitive ones. Plain text, one section per measurement.
 
 The SNR sweep (bench/bursts.py: band-limited DF17 bursts, 150-350 us gaps, constant
 noise floor) runs at 2.4 and 2.0 MS/s from 0 to 20 dB with `--frames` frames per level,
-with 1-bit and 2-bit repair (at 2.4 MS/s also with the trellis retry of weak replies,
-whose CPU the first section measures), and dump1090-mutability (--fix) on the same
+with 1-, 2- and 3-bit repair (at 2.4 MS/s also 3-bit with the trellis retry of weak
+replies; the first section measures the CPU of each), and dump1090-mutability (--fix) on the same
 2.4 MS/s streams as a calibration of the generator against a C demodulator. Any
 emitted frame that was not sent is false; a noise-only stretch at each rate counts
 those on their own.
@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from agent.demod import DemodOptions, Demodulator  # noqa: E402
+from agent.demod import DemodOptions, Demodulator, repair  # noqa: E402
 from agent.demod.iq import uc8_to_mag  # noqa: E402
 from agent.sources.iq import IqFileSource  # noqa: E402
 from bench import bursts  # noqa: E402
@@ -239,9 +239,9 @@ def sweep(frames: int, seed: int = 1090) -> list[Column]:
     for rate in SWEEP_RATES:
         tag = f"{rate / 1e6:.1f}"
         # (repair bits, trellis retry of weak replies): the retry only exists at 2.4.
-        configs = [(1, False), (2, False)]
+        configs = [(1, False), (2, False), (3, False)]
         if rate == 2_400_000:
-            configs += [(1, True), (2, True)]
+            configs += [(3, True)]
         mine = {c: Column(f"ours {tag} {c[0]}-bit" + ("+retry" if c[1] else "")) for c in configs}
         ref = Column(f"{DUMP1090} {tag} --fix") if rate == 2_400_000 else None
         clean = bursts.clean(rng, rate, frames)
@@ -280,6 +280,8 @@ def report_sweep(cols: list[Column], frames: int) -> None:
         print(f"{int(share * 100):>5}% " + "".join(f"{c.threshold(share):>{w}}" for c in cols))
     print("false  " + "".join(f"{c.false:>{w}}" for c in cols))
     print("sent   " + "".join(f"{c.sent:>{w}}" for c in cols))
+    odds = ", ".join(f"{n}-bit {repair.false_match_odds(n):.1e}" for n in (1, 2, 3))
+    print(f"chance a noise candidate matches a repair pattern (agent/demod/repair.py): {odds}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 
 from agent.frame import Frame
+from agent.track import Aircraft
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "agent" / "data" / "adsb-v1.schema.json").read_text())
@@ -40,3 +41,20 @@ def pms_adsb_frames(path: Path) -> list[Frame]:
 def validate(record: dict[str, Any]) -> None:
     """Raise if `record` does not follow agent/data/adsb-v1.schema.json."""
     jsonschema.validate(record, SCHEMA)
+
+
+def located_aircraft(i: int, **fields: Any) -> Aircraft:
+    """Aircraft number `i` (address E4nnnn) with a position near Cuiaba, `i` s into 2026."""
+    t = 1_767_225_600.0 + i
+    base: dict[str, Any] = {
+        "icao": f"E4{i:04X}",
+        "first_seen": 1_767_225_600.0,
+        "last_seen": t,
+        "messages": 1,
+        "lat": -15.6,
+        "lon": -56.1,
+        "position_time": t,
+        "position_source": "cpr_local",
+        "alt_baro_ft": 1200,
+    }
+    return Aircraft(**(base | fields))

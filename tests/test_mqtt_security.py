@@ -12,8 +12,8 @@ from agent.config import MqttConfig, SiteConfig
 from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
 from agent.records import position_record
-from agent.track import Aircraft
 from tests.conftest import Broker
+from tests.helpers import located_aircraft
 from tests.mqtt_helpers import Subscriber
 from tests.pki import Pki, make_pki
 
@@ -43,18 +43,7 @@ def _auth_broker(d: Path) -> Broker:
 
 
 def _record(site: str, i: int) -> dict:
-    ac = Aircraft(
-        icao=f"E4{i:04X}",
-        first_seen=1_767_225_600.0,
-        last_seen=1_767_225_600.0 + i,
-        messages=1,
-        lat=-15.6,
-        lon=-56.1,
-        position_time=1_767_225_600.0 + i,
-        position_source="cpr_local",
-        alt_baro_ft=1200,
-    )
-    return position_record(ac, SiteConfig(name=site), ("low",))
+    return position_record(located_aircraft(i), SiteConfig(name=site), ("low",))
 
 
 def _agent(tmp: Path, name: str, cfg: MqttConfig, site: str) -> MqttPublisher:

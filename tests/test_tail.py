@@ -14,18 +14,15 @@ from agent.outbox import Outbox
 from agent.records import event_record, position_record
 from agent.tail import describe, run_tail
 from agent.track import Aircraft
+from tests.helpers import located_aircraft
 
 
 def _aircraft(i: int) -> Aircraft:
-    return Aircraft(
-        icao=f"E4{i:04X}",
-        first_seen=1_767_225_600.0,
-        last_seen=1_767_225_600.0 + i,
+    return located_aircraft(
+        i,
         messages=12,
         lat=-15.6123,
         lon=-56.1187,
-        position_time=1_767_225_600.0 + i,
-        position_source="cpr_local",
         alt_baro_ft=1600,
         gs_kt=90.0,
         track_deg=270.0,

@@ -380,14 +380,15 @@ class Demodulator:
         # The looser (weak-preamble) tests first, over everything; the rest only where
         # they pass (a few per cent of the survivors).
         weak_floor = np.float32(min(preamble.FLOOR_SNR, preamble.WEAK_FLOOR_SNR))
-        weak_snr = np.float32(min(preamble.MIN_PREAMBLE_SNR, preamble.WEAK_PREAMBLE_SNR))
+        strict_snr = np.float32(
+            preamble.MIN_PREAMBLE_SNR_2000 if t.rate == 2_000_000 else preamble.MIN_PREAMBLE_SNR
+        )
+        weak_snr = np.float32(min(strict_snr, preamble.WEAK_PREAMBLE_SNR))
         good = (snr >= weak_snr) & (pulse > weak_floor * fl)
         rows = np.flatnonzero(good.any(axis=0))
         s, good, fl = s[rows], good[:, rows].T, fl[rows, None]
         level, snr, pulse = level[:, rows].T, snr[:, rows].T, pulse[:, rows].T
-        good &= (
-            (snr >= preamble.MIN_PREAMBLE_SNR) & (pulse > np.float32(preamble.FLOOR_SNR) * fl)
-        ) | (
+        good &= ((snr >= strict_snr) & (pulse > np.float32(preamble.FLOOR_SNR) * fl)) | (
             (snr >= preamble.WEAK_PREAMBLE_SNR)
             & (pulse > np.float32(preamble.WEAK_FLOOR_SNR) * fl)
             & (level < np.float32(preamble.WEAK_LEVEL) * fl)

@@ -12,14 +12,11 @@ LF are both line ends and empty lines are skipped, which covers all three.
 from __future__ import annotations
 
 import re
-import time
-from collections import Counter
 
 from agent.frame import Frame
 from agent.sources.stream import (
-    Clock,
+    FrameDecoder,
     RecordingSource,
-    ReplayTimer,
     length_matches_df,
     real_ticks,
     signal_dbfs,
@@ -38,7 +35,7 @@ _MODE_AC_DIGITS = 4
 _FRAME_DIGITS = (14, 28)
 
 
-class AvrDecoder:
+class AvrDecoder(FrameDecoder):
     """Incremental AVR decoder: feed it reads of any size, get complete frames back.
 
     Not thread-safe; one per connection or file. Lengths are checked against the DF,
@@ -57,19 +54,9 @@ class AvrDecoder:
         counts: counter to add to (the owning source's), a new one when None.
     """
 
-    def __init__(
-        self,
-        source: str = "",
-        *,
-        clock: Clock = time.time,
-        start_time: float | None = None,
-        counts: Counter[str] | None = None,
-    ):
-        self.source = source
-        self.counts: Counter[str] = counts if counts is not None else Counter()
-        self._clock = clock
-        self._replay = ReplayTimer(start_time) if start_time is not None else None
-        self._buf = bytearray()
+    PARTIAL_COUNTER = "avr_partial_dropped"
+
+    def _clear_sync(self) -> None:
         # Inside an overlong line: everything up to the next line end is dropped.
         self._discarding = False
 
@@ -108,13 +95,6 @@ class AvrDecoder:
         out = self.feed(b"\n")
         self._discarding = False
         return out
-
-    def reset(self) -> None:
-        """Forget an unfinished line (reconnect): it must not join the next stream."""
-        if self._buf:
-            self.counts["avr_partial_dropped"] += 1
-            self._buf.clear()
-        self._discarding = False
 
     def _line(self, line: bytes, wall: float) -> Frame | None:
         text = line.strip()

@@ -12,14 +12,10 @@ Only Mode S short and long become frames; the rest is counted and skipped.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-
 from agent.frame import Frame
 from agent.sources.stream import (
-    Clock,
+    FrameDecoder,
     RecordingSource,
-    ReplayTimer,
     length_matches_df,
     real_ticks,
     signal_dbfs,
@@ -73,7 +69,7 @@ def _unescape(buf: bytearray, start: int, size: int) -> tuple[bytes | None, int]
     return bytes(body), k
 
 
-class BeastDecoder:
+class BeastDecoder(FrameDecoder):
     """Incremental Beast decoder: feed it reads of any size, get complete frames back.
 
     Not thread-safe; one per connection or file. Lengths are checked against the DF
@@ -92,19 +88,9 @@ class BeastDecoder:
         counts: counter to add to (the owning source's), a new one when None.
     """
 
-    def __init__(
-        self,
-        source: str = "",
-        *,
-        clock: Clock = time.time,
-        start_time: float | None = None,
-        counts: Counter[str] | None = None,
-    ):
-        self.source = source
-        self.counts: Counter[str] = counts if counts is not None else Counter()
-        self._clock = clock
-        self._replay = ReplayTimer(start_time) if start_time is not None else None
-        self._buf = bytearray()
+    PARTIAL_COUNTER = "beast_partial_dropped"
+
+    def _clear_sync(self) -> None:
         # True while skipping junk, so one lost-sync episode counts one resync.
         self._lost = False
 
@@ -158,13 +144,6 @@ class BeastDecoder:
         is left is a cut-off record: counted and dropped."""
         self.reset()
         return []
-
-    def reset(self) -> None:
-        """Forget an unfinished record (reconnect): it must not join the next stream."""
-        if self._buf:
-            self.counts["beast_partial_dropped"] += 1
-            self._buf.clear()
-        self._lost = False
 
     def _skip(self, nbytes: int) -> None:
         self.counts["beast_junk_bytes"] += nbytes

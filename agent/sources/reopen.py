@@ -26,8 +26,8 @@ class Reopener:
         stop: every wait returns early when it is set.
         log: logger of the owning source.
         counts: the source's counter (open_failed, device_lost, opens are added).
-        backoff_min, backoff_max: first and largest wait (seconds). After the n-th
-            failure in a row the wait is random in [c/2, c], c = min(max, min * 2**(n-1)).
+        backoff: first and largest wait (seconds). After the n-th failure in a row the
+            wait is random in [c/2, c], c = min(largest, first * 2**(n-1)).
     """
 
     def __init__(
@@ -36,10 +36,9 @@ class Reopener:
         stop: threading.Event,
         log: logging.Logger,
         counts: Counter[str],
-        *,
-        backoff_min: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff: tuple[float, float] = (0.5, 30.0),
     ):
+        backoff_min, backoff_max = backoff
         if not 0 < backoff_min <= backoff_max:
             raise ValueError("need 0 < backoff_min <= backoff_max")
         self.name = name

@@ -337,14 +337,7 @@ class RtlSdrSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Frames from the dongle, reopening it as needed; returns only when `stop` is set."""
-        reopen = Reopener(
-            self.name,
-            stop,
-            log,
-            self.counts,
-            backoff_min=self.backoff[0],
-            backoff_max=self.backoff[1],
-        )
+        reopen = Reopener(self.name, stop, log, self.counts, self.backoff)
         while not stop.is_set():
             try:
                 sdr, detail = self._open()

@@ -148,14 +148,7 @@ class SerialSource:
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Frames from the receiver, reopening the port as needed; returns when `stop` is set."""
         decoder = self.make_decoder()
-        reopen = Reopener(
-            self.name,
-            stop,
-            log,
-            self.counts,
-            backoff_min=self.backoff[0],
-            backoff_max=self.backoff[1],
-        )
+        reopen = Reopener(self.name, stop, log, self.counts, self.backoff)
         while not stop.is_set():
             try:
                 port = self._open()

@@ -14,9 +14,9 @@ import os
 import select
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 from agent.errors import SourceError
 from agent.frame import Frame, frame_bits
@@ -86,22 +86,56 @@ class ReplayTimer:
         return self._last
 
 
-class FrameDecoder(Protocol):
-    """An incremental bytes -> frames decoder (BeastDecoder, AvrDecoder)."""
+class FrameDecoder:
+    """An incremental bytes -> frames decoder: what BeastDecoder and AvrDecoder share.
 
-    counts: Counter[str]
+    Both keep the unfinished tail of the input in `_buf`, time frames by the wall clock
+    (live) or the recording's ticks (`_replay`), and count into the owning source's
+    counter. Subclasses implement feed() and finish(), name the counter of dropped tails
+    in PARTIAL_COUNTER and clear their own sync state in _clear_sync().
+
+    Args:
+        source: name put in every Frame.
+        clock: wall clock for live input, read once per feed().
+        start_time: replay mode when set: rx_time comes from the recording's ticks, the
+            first timed frame at start_time (see ReplayTimer).
+        counts: counter to add to (the owning source's), a new one when None.
+    """
+
+    PARTIAL_COUNTER = "partial_dropped"
+
+    def __init__(
+        self,
+        source: str = "",
+        *,
+        clock: Clock = time.time,
+        start_time: float | None = None,
+        counts: Counter[str] | None = None,
+    ):
+        self.source = source
+        self.counts: Counter[str] = counts if counts is not None else Counter()
+        self._clock = clock
+        self._replay = ReplayTimer(start_time) if start_time is not None else None
+        self._buf = bytearray()
+        self._clear_sync()
 
     def feed(self, data: bytes) -> list[Frame]:
         """Frames completed by `data`; an unfinished tail is kept for the next call."""
-        ...
+        raise NotImplementedError
 
     def finish(self) -> list[Frame]:
         """End of input: frames the kept tail still completes, then forget it."""
-        ...
+        raise NotImplementedError
 
     def reset(self) -> None:
         """Drop the kept tail (new connection: it must not be glued to new bytes)."""
-        ...
+        if self._buf:
+            self.counts[self.PARTIAL_COUNTER] += 1
+            self._buf.clear()
+        self._clear_sync()
+
+    def _clear_sync(self) -> None:
+        """Forget any decoder-specific state about where the stream stands."""
 
 
 def check_readable(path: str) -> None:
