@@ -375,20 +375,22 @@ class Demodulator:
             return None
         # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
         pre = sliding_window_view(buf, self._score_matrix.shape[0])[s]
-        snr, level, pulse = preamble.phase_scores(pre, self._score_matrix, t)
         fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
-        # The looser (weak-preamble) tests first, over everything; the rest only where
-        # they pass (a few per cent of the survivors).
-        weak_floor = np.float32(min(preamble.FLOOR_SNR, preamble.WEAK_FLOOR_SNR))
+        # The looser of the two sets of tests below first, over everything (inside
+        # phase_scores); both only where it passes (a few per cent of the survivors).
         strict_snr = np.float32(
             preamble.MIN_PREAMBLE_SNR_2000 if t.rate == 2_000_000 else preamble.MIN_PREAMBLE_SNR
         )
-        weak_snr = np.float32(min(strict_snr, preamble.WEAK_PREAMBLE_SNR))
-        good = (snr >= weak_snr) & (pulse > weak_floor * fl)
-        rows = np.flatnonzero(good.any(axis=0))
-        s, good, fl = s[rows], good[:, rows].T, fl[rows, None]
-        level, snr, pulse = level[:, rows].T, snr[:, rows].T, pulse[:, rows].T
-        good &= ((snr >= strict_snr) & (pulse > np.float32(preamble.FLOOR_SNR) * fl)) | (
+        rows, snr, level, pulse = preamble.phase_scores(
+            pre,
+            self._score_matrix,
+            t,
+            fl,
+            min(strict_snr, preamble.WEAK_PREAMBLE_SNR),
+            min(preamble.FLOOR_SNR, preamble.WEAK_FLOOR_SNR),
+        )
+        s, fl = s[rows], fl[rows, None]
+        good = ((snr >= strict_snr) & (pulse > np.float32(preamble.FLOOR_SNR) * fl)) | (
             (snr >= preamble.WEAK_PREAMBLE_SNR)
             & (pulse > np.float32(preamble.WEAK_FLOOR_SNR) * fl)
             & (level < np.float32(preamble.WEAK_LEVEL) * fl)
