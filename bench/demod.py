@@ -11,7 +11,8 @@ CPU from RUSAGE_CHILDREN, its whole run). Each runs `--repeat` times, in interle
 rounds, and the least CPU counts: the machine is shared, and other load only ever adds
 CPU time (cache and core contention), for both decoders alike. Prints frames by DF,
 CPU seconds per IQ second, the ratio, and peak RSS for each, for the default settings
-(1-bit repair) and the most sensitive ones. Plain text, one section per measurement.
+(3-bit repair), readsb's 1-bit repair and the trellis retry. Plain text, one section
+per measurement.
 
 The SNR sweep (bench/bursts.py: band-limited DF17 bursts, 150-350 us gaps, constant
 noise floor) runs at 2.4 and 2.0 MS/s from 0 to 20 dB with `--frames` frames per level,
@@ -115,7 +116,7 @@ def run_ours(stream: Path, iq_s: float, opts: DemodOptions = DEFAULT_OPTIONS) ->
 
 
 # Configurations whose CPU is measured: the default, and the most sensitive ones.
-CPU_CONFIGS = (DemodOptions(), DemodOptions(repair_bits=3), DemodOptions(3, retry_weak=True))
+CPU_CONFIGS = (DemodOptions(repair_bits=1), DemodOptions(), DemodOptions(retry_weak=True))
 
 
 def run_dump1090(stream: Path, iq_s: float) -> Result | None:

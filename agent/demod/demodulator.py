@@ -170,9 +170,13 @@ class DemodOptions:
     """How hard the demodulator works on weak replies (see Demodulator's arguments).
 
     Set per IQ source from its URL (`repair=1..3`, `retry=0|1`) or on the command line.
+    The default repairs up to three bits: 1 dB more sensitive than readsb's one-bit
+    repair for 5-10 % more CPU. Its false matches are rare (bench/demod.py counts them)
+    and harmless downstream: a frame repaired in more than one bit only counts for an
+    address another frame has confirmed (agent/verify.py).
     """
 
-    repair_bits: int = 1
+    repair_bits: int = 3
     retry_weak: bool = False
 
 
@@ -239,12 +243,13 @@ class Demodulator:
         repair_bits: most bits repaired in one frame (agent/demod/repair.py). 1
             repairs one bit in DF11/17/18 (readsb's default); 2 and 3 also repair two
             or three bits in DF17/18 when all are among the least certain (3 only in
-            weak replies), about 0.6 and 1.1 dB more sensitive at 2.4 MS/s for more
-            false frames (bench/demod.py measures each). In weak replies a DF one bit
-            from DF17/18 may be that bit, counted in repair_bits.
+            weak replies), about 0.6 and 1.0 dB more sensitive at 2.4 MS/s for more
+            false frames (bench/demod.py measures each; 3 is DemodOptions' default).
+            In weak replies a DF one bit from DF17/18 may be that bit, counted in
+            repair_bits.
         retry_weak: at rates where slicing decides first (2.4 MS/s), decide weak
-            replies that it could not decode again with the trellis: about 0.5 dB more
-            sensitive for about a fifth more CPU on a busy stream (bench/demod.py).
+            replies that it could not decode again with the trellis: about 0.2-0.3 dB
+            more sensitive for about a fifth more CPU on a busy stream (bench/demod.py).
             At 2.0 MS/s the trellis decides every reply regardless.
     Raises:
         ValueError: unsupported sample rate or repair_bits.
@@ -257,7 +262,7 @@ class Demodulator:
         verifier: FrameVerifier | None = None,
         source: str = "iq",
         start_time: float = 0.0,
-        repair_bits: int = 1,
+        repair_bits: int = DemodOptions.repair_bits,
         retry_weak: bool = False,
     ):
         if not 1 <= repair_bits <= repair.MAX_BITS:
