@@ -9,13 +9,15 @@ The slicer knows more than the bits: each bit comes with a margin, and the bits 
 reply gets wrong are nearly always among its least certain ones. So the patterns tried
 are restricted to the least certain bits: one or two flipped bits are looked up in
 syndrome tables and kept only when they are among the WEAKEST[w] least certain; three
-are searched among the WEAKEST[3] least certain (a Chase decoder), the pattern flipping
-the least total margin winning when several match. Fewer bits in play means fewer
-patterns, and the chance that noise matches one of them is what costs false frames:
-about (patterns tried) / 2**24 per noise candidate with a self-checking DF, which
-`false_match_odds` reports and bench/demod.py measures.
+are searched among the WEAKEST[3] least certain (a Chase decoder) and kept when exactly
+one pattern there matches. Fewer bits in play means fewer patterns, and the chance that
+noise matches one of them is what costs false frames: about (patterns tried) / 2**24
+per noise candidate with a self-checking DF, which `false_match_odds` reports and
+bench/demod.py measures.
 
-DF bits (the first five) are never flipped: a different DF is a different frame.
+find() never flips the DF (the first five bits): a different DF is a different frame.
+The one DF repair allowed is proposed by extended_squitter_df, towards DF17/18, whose
+CRC covers the DF as much as any other bit.
 """
 
 from __future__ import annotations
@@ -149,12 +151,11 @@ def _few_doubtful(margin: np.ndarray) -> np.ndarray:
 def _chase(
     syn: np.ndarray, margin: np.ndarray, nbits: int, weight: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows where some `weight`-bit pattern among the WEAKEST[weight] least certain bits
-    has syndrome `syn`, and for each the pattern flipping the least total margin."""
+    """Rows where exactly one `weight`-bit pattern among the WEAKEST[weight] least
+    certain bits has syndrome `syn`, and that pattern."""
     weakest = WEAKEST[weight]
     inner = margin[:, FIRST_BIT:nbits]
     weak = np.argpartition(inner, weakest - 1, axis=1)[:, :weakest]
-    cost = np.take_along_axis(inner, weak, axis=1)
     weak += FIRST_BIT
     table = bit_syndromes(nbits)[weak]  # (m, weakest)
     pat = _patterns(weakest, weight)
@@ -162,12 +163,12 @@ def _chase(
     for j in range(1, weight):
         x = x ^ table[:, pat[:, j]]
     hit = x == syn[:, None]
-    rows = np.flatnonzero(hit.any(axis=1))
+    # Exactly one pattern: with code distance 6, two 3-bit patterns with one syndrome
+    # are two codewords equally near the received word, and picking either is a guess.
+    rows = np.flatnonzero(np.count_nonzero(hit, axis=1) == 1)
     if rows.size == 0:
         return rows, np.zeros((0, weight), dtype=np.int64)
-    price = cost[rows][:, pat].sum(axis=2)
-    price[~hit[rows]] = np.inf
-    best = pat[np.argmin(price, axis=1)]
+    best = pat[np.argmax(hit[rows], axis=1)]
     return rows, np.take_along_axis(weak[rows], best, axis=1)
 
 
