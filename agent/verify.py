@@ -93,7 +93,9 @@ class FrameVerifier:
         """Count a DF11/17/18 frame whose syndrome the caller found to be 0.
 
         The demodulator computes every syndrome in numpy; judging each of its frames
-        again here was a tenth of its CPU. Same effect as check() for such a frame.
+        again here was a tenth of its CPU. The same counts and confirmations as check()
+        for a frame repaired in at most one bit; one repaired in more is counted but
+        confirms nothing (the pipeline's own check() then judges it).
         """
         df = frame.df
         # DF18 (non-transponder) addresses do not confirm DF0/4/5/20/21.

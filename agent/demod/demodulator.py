@@ -2,19 +2,22 @@
 
 Work per block, cheapest first so that per-candidate Python only ever sees a handful:
     1. preamble.screen        every sample: ~20 shifted-array ops, phase-agnostic
-                              (pulses over the quiet gaps' mean and loudest sample)
+                              (pulses over the quiet gaps' mean and loudest sample;
+                              loud ones need really quiet gaps)
     2. preamble.phase_scores  survivors: one matrix product -> SNR of all phases,
                               plus the noise-floor test (looser for weak preambles);
                               at most PHASES_PER_PREAMBLE phases per start go on
-    3. slicer (first block)   downlink format of every phase must be acceptable
+    3. slicer (first block)   downlink format of every phase must be acceptable (or,
+                              in a weak reply, one bit from DF17/18)
     4. slicer.pair_margins    every bit of each (start, phase) pair, one matrix product
        or trellis.soft_bits   per phase (2.0 MS/s: the trellis decides every bit with
                               its neighbour in view); vectorised CRC syndromes and
-                              classes, repairs only of uncertain bits; optionally the
-                              trellis again for weak pairs slicing could not decode;
-                              the best decode per preamble cluster (class, then margin)
-    5. Python, in time order, over those few: overlap resolution and the shared
-       FrameVerifier (given the syndrome already computed) as the final gate.
+                              classes; repair.find flips up to repair_bits uncertain
+                              bits; optionally the trellis again for weak replies
+                              slicing could not decode; the best decode per preamble
+                              cluster (class, then margin)
+    5. Python, in time order, over those few: overlap resolution, then the shared
+       FrameVerifier's count and address memory (a fast path for CRC-clean frames).
 
 Blocks are joined with a carried-over tail long enough that every reply, and every
 candidate that could overlap it, is seen whole in one buffer; decisions are only taken
@@ -170,10 +173,11 @@ class DemodOptions:
     """How hard the demodulator works on weak replies (see Demodulator's arguments).
 
     Set per IQ source from its URL (`repair=1..3`, `retry=0|1`) or on the command line.
-    The default repairs up to three bits: 1 dB more sensitive than readsb's one-bit
-    repair for 5-10 % more CPU. Its false matches are rare (bench/demod.py counts them)
-    and harmless downstream: a frame repaired in more than one bit only counts for an
-    address another frame has confirmed (agent/verify.py).
+    The default repairs up to three bits: 1.0-1.4 dB more sensitive than readsb's
+    one-bit repair at 2.4 MS/s for a few per cent more CPU (bench/demod.py). Its false
+    matches are rare (bench/demod.py counts them) and harmless downstream: a frame
+    repaired in more than one bit only counts for an address another frame has
+    confirmed (agent/verify.py).
     """
 
     repair_bits: int = 3
