@@ -51,6 +51,11 @@ _ACCEPTABLE_DF_TABLE = np.zeros(32, dtype=bool)
 _ACCEPTABLE_DF_TABLE[list(ACCEPTABLE_DFS)] = True
 _ADDRESS_PARITY_TABLE = np.zeros(32, dtype=bool)
 _ADDRESS_PARITY_TABLE[list(ADDRESS_PARITY_DFS)] = True
+# Unacceptable DFs one bit from DF17 or DF18 (1, 2, 19, 22, 25, 26): the only ones a
+# weak reply's DF repair (repair.extended_squitter_df) can make worth slicing.
+_NEAR_ES_TABLE = np.zeros(32, dtype=bool)
+_NEAR_ES_TABLE[[d ^ (1 << b) for d in (17, 18) for b in range(5)]] = True
+_NEAR_ES_TABLE[_ACCEPTABLE_DF_TABLE] = False
 _SELF_CHECKING_TABLE = np.zeros(32, dtype=bool)
 _SELF_CHECKING_TABLE[[11, 17, 18]] = True
 # Bit weights of the 5-bit DF field, for a (..., 5) bool @ weights product.
@@ -127,10 +132,17 @@ def _acceptable_df(
     """
     ok = _ACCEPTABLE_DF_TABLE[df]
     long = df >= 16
-    if weak.any():
-        target, _ = repair.extended_squitter_df(df[weak], margins[weak])
-        ok[weak] |= target > 0
-        long[weak] |= target > 0
+    # Only the few weak entries whose DF is one bit from DF17/18 and not acceptable
+    # already can change: the least-certain-bit search runs on those alone (it was a
+    # gather and an argmin over every weak entry, most of them noise).
+    near = np.flatnonzero((weak & _NEAR_ES_TABLE[df]).ravel())
+    if near.size:
+        target, _ = repair.extended_squitter_df(
+            df.ravel()[near], margins.reshape(-1, margins.shape[-1])[near]
+        )
+        near = near[target > 0]
+        ok.ravel()[near] = True
+        long.ravel()[near] = True
     return ok, long
 
 
