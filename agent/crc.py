@@ -40,25 +40,44 @@ def syndrome(msg: bytes) -> int:
     return crc24(msg[:-3]) ^ int.from_bytes(msg[-3:], "big")
 
 
+def _build_position_tables() -> np.ndarray:
+    """(14, 256) syndromes of each byte value at each byte of a 14-byte frame.
+
+    The syndrome is linear over GF(2), so a frame's is the XOR of its bytes' own, and
+    a 7-byte frame's equals that of the same bytes at the end of a 14-byte one (leading
+    zero bytes leave the CRC register at zero).
+    """
+    bit = np.zeros(112, dtype=np.uint32)  # syndrome of each single set bit
+    for k in range(112):
+        msg = bytearray(14)
+        msg[k // 8] = 0x80 >> (k % 8)
+        bit[k] = syndrome(bytes(msg))
+    values = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)  # (256, 8)
+    per_bit = np.where(values[None].astype(bool), bit.reshape(14, 1, 8), 0)
+    return np.bitwise_xor.reduce(per_bit, axis=2).astype(np.uint32)
+
+
+_POSITION_TABLES = _build_position_tables()
+
+
 def syndromes(msgs: np.ndarray) -> np.ndarray:
     """Syndromes of many frames at once.
+
+    One table look-up and XOR per byte (_POSITION_TABLES): about half the time of
+    running the CRC register byte by byte (seven numpy operations per byte).
 
     Args:
         msgs: uint8 array of shape (n, 7) or (n, 14), one frame per row.
     Returns:
         uint32 array of n syndromes.
     """
-    n, nbytes = msgs.shape
-    crc = np.zeros(n, dtype=np.uint32)
-    for col in range(nbytes - 3):
-        idx = ((crc >> 16) ^ msgs[:, col]) & 0xFF
-        crc = ((crc << 8) & _MASK) ^ TABLE[idx]
-    parity = (
-        (msgs[:, -3].astype(np.uint32) << 16)
-        | (msgs[:, -2].astype(np.uint32) << 8)
-        | msgs[:, -1].astype(np.uint32)
-    )
-    return crc ^ parity
+    nbytes = msgs.shape[1]
+    tables = _POSITION_TABLES[14 - nbytes :]
+    cols = np.ascontiguousarray(msgs.T)  # contiguous columns: take() is a plain loop
+    syn = tables[0].take(cols[0])
+    for col in range(1, nbytes):
+        syn ^= tables[col].take(cols[col])
+    return syn
 
 
 def single_bit_syndromes(nbits: int) -> dict[int, int]:
