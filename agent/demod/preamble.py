@@ -142,19 +142,21 @@ def screen(
     # Stage 2 wants the second-weakest pulse > FLOOR_SNR * floor; a 2-sample window holds
     # at least half of a pulse, so the window mean must beat half that. As a quiet level:
     to_quiet = np.float32(min(FLOOR_SNR, WEAK_FLOOR_SNR) * 0.5 * plan.nquiet / SCREEN_RATIO)
+    # Far above the floor, the quiet gaps of a real preamble hold only the pulses'
+    # skirts: a loud sample there is another reply's pulse (Mode A/C trains, most of a
+    # busy channel's false starts). Judged against each hit's own window floor (not the
+    # strip's lowest) so that the result does not depend on the blocks. Per window
+    # once here: per hit it was most of the screen's time outside the strips.
+    loud_level = floor * to_quiet * np.float32(STRONG_FLOORS)
+    quiet_ratio = np.float32(STRONG_MAX_QUIET / MAX_QUIET_SAMPLE)
     found = []
     for lo in range(0, limit, STRIP):
         hi = min(lo + STRIP, limit)
         level = floor[lo // window : min((hi - 1) // window + 1, floor.size)].min()
         hits, pulses, qmax = _screen_strip(mag, plan, lo, hi, scratch, level * to_quiet)
-        # Far above the floor, the quiet gaps of a real preamble hold only the pulses'
-        # skirts: a loud sample there is another reply's pulse (Mode A/C trains, most
-        # of a busy channel's false starts). Judged against each hit's own window floor
-        # (not the strip's lowest) so that the result does not depend on the blocks.
-        own = floor[np.minimum((hits + lo) // window, floor.size - 1)] * to_quiet
-        loud = pulses > own * np.float32(STRONG_FLOORS)
-        keep = ~loud | (qmax < pulses * np.float32(STRONG_MAX_QUIET / MAX_QUIET_SAMPLE))
-        found.append(hits[keep] + lo)
+        hits += lo
+        own = loud_level[np.minimum(hits // window, floor.size - 1)]
+        found.append(hits[(pulses <= own) | (qmax < pulses * quiet_ratio)])
     return np.concatenate(found)
 
 
@@ -170,6 +172,7 @@ class Scratch:
         self.x3 = np.empty(size, dtype=np.float32)
         self.pair = np.empty(size, dtype=np.float32)
         self.hi = np.empty(size, dtype=np.float32)
+        self.top = np.empty(size, dtype=np.float32)
         self.lo = np.empty(size, dtype=np.float32)
         self.quiet = np.empty(size, dtype=np.float32)
         self.qmax = np.empty(size, dtype=np.float32)
@@ -194,7 +197,8 @@ def _screen_strip(
     # member of each pair are computed once and the network's last stage three times.
     lo_ = np.minimum(m2[:npair], m2[plan.pair : plan.pair + npair], out=w.pair[:npair])
     hi_ = np.maximum(m2[:npair], m2[plan.pair : plan.pair + npair], out=w.hi[:npair])
-    top = np.minimum(hi_[:n], hi_[plan.shift : plan.shift + n], out=w.hi[:n])
+    # (Not out=hi_: numpy would copy an input that overlaps the output with a shift.)
+    top = np.minimum(hi_[:n], hi_[plan.shift : plan.shift + n], out=w.top[:n])
     pulses = np.maximum(lo_[:n], lo_[plan.shift : plan.shift + n], out=w.lo[:n])
     np.minimum(pulses, top, out=pulses)
     c3 = np.add(s2[:-1], seg[2:], out=w.c3[: length - 2])  # 3-sample windows
