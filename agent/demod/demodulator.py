@@ -86,6 +86,8 @@ TRELLIS_ALL_RATES = frozenset((2_000_000,))
 NOISE_SUB = 16
 NOISE_WINDOW = 1024
 FLOOR_RANK = 8
+# Pieces summed per pass in _floor (512 KB of samples: fits the L2 cache).
+FLOOR_RUN = 8192
 
 # Candidate classes, best first when two candidates overlap (higher wins).
 CLEAN_ES = 5  # DF17/18 with syndrome 0
@@ -729,10 +731,15 @@ class Demodulator:
             return np.zeros(1, dtype=np.float32)
         # Column by column into one small array: halving the whole buffer pairwise
         # allocated buffer-sized temporaries, whose page faults cost more than the adds.
+        # In runs of FLOOR_RUN pieces, so that the sixteen strided passes over a run
+        # hit the CPU cache (measured: a fifth less time than passes over the buffer).
         pieces = buf[: nsub * NOISE_SUB].reshape(nsub, NOISE_SUB)
-        sub = pieces[:, 0] + pieces[:, 1]
-        for c in range(2, NOISE_SUB):
-            sub += pieces[:, c]
+        sub = np.empty(nsub, dtype=np.float32)
+        for a in range(0, nsub, FLOOR_RUN):
+            run, out = pieces[a : a + FLOOR_RUN], sub[a : a + FLOOR_RUN]
+            np.add(run[:, 0], run[:, 1], out=out)
+            for c in range(2, NOISE_SUB):
+                out += run[:, c]
         per = NOISE_WINDOW // NOISE_SUB
         nwin = -(-nsub // per)
         padded = np.full(nwin * per, np.inf, dtype=np.float32)
