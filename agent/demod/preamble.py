@@ -275,13 +275,21 @@ def phase_scores(
     ok = second >= np.float32(min_snr) * quiet
     ok &= second * h > np.float32(min_floors) * floor
     rows = np.flatnonzero(ok.any(axis=0))
-    e, second, quiet = e[:, rows], second[:, rows], quiet[:, rows]
+    # take(): C-contiguous rows; e[:, rows] comes out column-major, and every step on it
+    # below (and on its transposes in the caller) ran strided, several times slower.
+    e = np.take(e, rows, axis=1)
     a, b, c, d = (e[k * nph : (k + 1) * nph] for k in range(4))
-    high = (a + b) + (c + d)
-    snr = second / np.maximum(quiet, np.float32(1e-6))
+    second = _second_lowest(a, b, c, d)
+    quiet = e[4 * nph :]
+    # snr, level, pulse as (candidate, phase) rows for the caller: one transposing copy.
+    out = np.empty((3, nph, rows.size), dtype=np.float32)
+    np.divide(second, np.maximum(quiet, np.float32(1e-6)), out=out[0])
+    high = np.add(a, b, out=out[1])
+    high += c + d
     high *= h / 4
-    second *= h
-    return rows, snr.T, high.T, second.T
+    np.multiply(second, h, out=out[2])
+    snr, level, pulse = out.transpose(0, 2, 1).copy()
+    return rows, snr, level, pulse
 
 
 def _second_lowest(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
