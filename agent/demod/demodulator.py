@@ -464,10 +464,11 @@ class Demodulator:
         is_long = np.empty(r.size, dtype=bool)
         kind, fixed = np.empty(r.size, dtype=np.int8), np.empty(r.size, dtype=np.int8)
         columns = (soft, msgs, df, is_long, syn, kind, fixed)
-        self._slice(buf, s, r, p, level, weak, np.flatnonzero(long), columns)
         # Short formats (DF0/4/5/11) need only 56 bits sliced; the rest stay 0.
-        soft[~long, SHORT_BITS:] = 0
-        self._slice(buf, s, r, p, level, weak, np.flatnonzero(~long), columns, nbits=SHORT_BITS)
+        long_rows, short_rows = np.flatnonzero(long), np.flatnonzero(~long)
+        soft[short_rows, SHORT_BITS:] = 0
+        groups = ((long_rows, LONG_BITS), (short_rows, SHORT_BITS))
+        self._slice(buf, s, r, p, level, weak, groups, columns)
         if self.retry_weak and not self._trellis_all:
             # Weak replies that first-minus-second slicing could not decode: again with
             # the trellis, the most confident pair of each cluster with no decode at all.
@@ -480,7 +481,7 @@ class Demodulator:
             if retry.size:
                 conf = np.abs(soft[retry]).mean(axis=1)
                 retry = retry[_best_per_cluster(cluster[retry], conf)]
-                self._slice(buf, s, r, p, level, weak, retry, columns, trellis=True)
+                self._slice(buf, s, r, p, level, weak, ((retry, LONG_BITS),), columns, trellis=True)
         self.counts["candidates"] += int(np.count_nonzero(mine))
         passed = np.zeros(s.size, dtype=bool)
         passed[r[kind != INVALID]] = True
@@ -528,26 +529,33 @@ class Demodulator:
         p: np.ndarray,
         level: np.ndarray,
         weak: np.ndarray,
-        idx: np.ndarray,
+        groups: tuple[tuple[np.ndarray, int], ...],
         columns: tuple[np.ndarray, ...],
         *,
         trellis: bool = False,
-        nbits: int = LONG_BITS,
     ) -> None:
-        """Bit margins and decodes of the pairs `idx`, written into `columns` at idx.
+        """Bit margins and decodes of the pairs of every (idx, nbits) group, written into
+        `columns` at those idx.
 
         The trellis decides the bits at TRELLIS_ALL_RATES, or when asked; slicing
-        otherwise, of the first `nbits` bits (the rest of a short frame's row is 0).
+        otherwise, of the group's first `nbits` bits (the rest of a short frame's row
+        is left as it is, 0). All groups are decoded together: _decode works row by
+        row, and one call instead of one per group saves its fixed cost per block.
         """
+        for idx, nbits in groups:
+            if idx.size == 0:
+                continue
+            if trellis or self._trellis_all:
+                soft = self._trellis_bits(buf, s, r[idx], p[idx], level, _LONG_BLOCKS)
+                soft = soft[:, :LONG_BITS]
+            else:
+                soft = slicer.pair_margins(
+                    buf, s[r[idx]], p[idx], self._block_matrix, self.timing, nbits
+                )
+            columns[0][idx, : soft.shape[1]] = soft
+        idx = np.concatenate([idx for idx, _ in groups])
         if idx.size == 0:
             return
-        if trellis or self._trellis_all:
-            soft = self._trellis_bits(buf, s, r[idx], p[idx], level, _LONG_BLOCKS)[:, :LONG_BITS]
-        else:
-            soft = slicer.pair_margins(
-                buf, s[r[idx]], p[idx], self._block_matrix, self.timing, nbits
-            )
-        columns[0][idx, : soft.shape[1]] = soft
         soft = columns[0][idx]
         for whole, part in zip(columns[1:], self._decode(soft, weak[idx]), strict=True):
             whole[idx] = part
