@@ -51,10 +51,19 @@ def test_a_confident_bit_is_never_flipped() -> None:
     assert _repaired(syn, soft, max_bits=3) is None
 
 
-def test_three_bit_search_runs_only_where_allowed() -> None:
-    syn, soft = _received([12, 57, 88], weak=[12, 57, 88])
+@pytest.mark.parametrize("errors", [[12, 57], [12, 57, 88]])
+def test_more_than_one_bit_is_repaired_only_where_allowed(errors: list[int]) -> None:
+    syn, soft = _received(errors, weak=errors)
     _, count = repair.find(syn, soft, 112, 3, search=np.array([False]))
     assert count[0] == 0
+    _, count = repair.find(syn, soft, 112, 3, search=np.array([True]))
+    assert count[0] == len(errors)
+
+
+def test_one_bit_is_repaired_even_where_more_are_not_allowed() -> None:
+    syn, soft = _received([40], weak=[40])
+    _, count = repair.find(syn, soft, 112, 3, search=np.array([False]))
+    assert count[0] == 1
 
 
 def test_df_bits_are_not_repaired_as_ordinary_bits() -> None:

@@ -260,7 +260,7 @@ class Demodulator:
         start_time: receive time of the first sample (seconds).
         repair_bits: most bits repaired in one frame (agent/demod/repair.py). 1
             repairs one bit in DF11/17/18 (readsb's default); 2 and 3 also repair two
-            or three bits in DF17/18 when all are among the least certain (3 only in
+            or three bits in DF17/18 when all are among the least certain (only in
             weak replies), about 0.6 and 1.0 dB more sensitive at 2.4 MS/s for more
             false frames (bench/demod.py measures each; 3 is DemodOptions' default).
             In weak replies a DF one bit from DF17/18 may be that bit, counted in
@@ -566,7 +566,7 @@ class Demodulator:
         """Bytes (repaired), DF, length, syndrome, class and bits repaired per margin row.
 
         The syndrome of a repaired row is 0; of an ADDRESSED row, the address (or IID).
-        `weak` marks rows from weak preambles, the only ones a 3-bit repair may touch.
+        `weak` marks rows from weak preambles, the only ones repaired in more than one bit.
         """
         msgs = np.packbits(soft > 0, axis=1)  # (k, 14)
         df = msgs[:, 0] >> 3

@@ -88,15 +88,17 @@ def find(
 
     Weights 1 and 2 are looked up in syndrome tables (one pattern each at most) and
     kept when their bits are among the WEAKEST[w] least certain; weight 3 is searched
-    among the WEAKEST[3] least certain bits, only in the rows `search` allows (the
-    caller keeps it for weak replies: strong ones with three errors are interference).
+    among the WEAKEST[3] least certain bits. More than one bit is only repaired in the
+    rows `search` allows (the caller keeps that for weak replies: noise does not put
+    two errors in a strong one, interference does, and most rows of a busy channel are
+    strong).
 
     Args:
         syn: (m,) nonzero syndromes.
         soft: (m, >= nbits) bit margins (sign = bit, size = certainty).
         nbits: frame length (56 or 112).
         max_bits: most bits flipped in one frame (1 to MAX_BITS).
-        search: (m,) bool, rows where a 3-bit search may run (all when None).
+        search: (m,) bool, rows where more than one bit may be repaired (all when None).
     Returns:
         (bits, count): bits (m, max_bits) int64 indices, -1 where unused; count (m,) the
         number flipped, 0 where no pattern among the weakest bits matches.
@@ -107,9 +109,10 @@ def find(
     if m == 0:
         return bits, count
     syn = syn.astype(np.uint32)
+    allowed = np.ones(m, dtype=bool) if search is None else search
     for w in range(1, min(max_bits, 2) + 1):
         keys, pats = _table(nbits, w)
-        rows = np.flatnonzero(count == 0)
+        rows = np.flatnonzero((count == 0) & (allowed if w > 1 else True))
         at = np.minimum(np.searchsorted(keys, syn[rows]), keys.size - 1)
         hit = keys[at] == syn[rows]
         rows, pat = rows[hit], pats[at[hit]]
@@ -124,7 +127,7 @@ def find(
         bits[rows, :w] = pat
         count[rows] = w
     if max_bits >= 3:
-        open_rows = np.flatnonzero((count == 0) & (True if search is None else search))
+        open_rows = np.flatnonzero((count == 0) & allowed)
         if open_rows.size:
             margin = np.abs(soft[open_rows, :nbits])
             hopeful = _few_doubtful(margin[:, FIRST_BIT:])
