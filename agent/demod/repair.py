@@ -30,7 +30,7 @@ import numpy as np
 
 from agent import crc
 
-# The DF field is not repaired.
+# find() never flips the DF field (extended_squitter_df proposes the one DF repair).
 FIRST_BIT = 5
 # For each number of flipped bits: they must all be among this many least certain bits.
 # 1 and 2 are readsb's repairs restricted to uncertain bits (a true single error sits
