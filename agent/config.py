@@ -73,6 +73,13 @@ class FilterConfig(_Model):
     keep_categories: list[Category] = Field(default_factory=list)
     drop_categories: list[Category] = Field(default_factory=lambda: ["A3", "A4", "A5", "A6"])
 
+    @field_validator("allow_addresses", "deny_addresses", "allow_callsigns", "deny_callsigns")
+    @classmethod
+    def _upper_case(cls, v: list[str]) -> list[str]:
+        # Compared with decoded addresses and callsigns, which are upper case: once here,
+        # not for every position the filter judges.
+        return [x.upper() for x in v]
+
     @model_validator(mode="after")
     def _disjoint(self) -> FilterConfig:
         both = set(self.keep_categories) & set(self.drop_categories)

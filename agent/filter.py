@@ -51,9 +51,7 @@ def judge(
     if not rules.enabled:
         return Verdict(True, ("filter_off",))
     callsign = (ac.callsign or "").upper()
-    if ac.icao in _upper(rules.deny_addresses) or (
-        callsign and callsign in _upper(rules.deny_callsigns)
-    ):
+    if ac.icao in rules.deny_addresses or (callsign and callsign in rules.deny_callsigns):
         return Verdict(False, (), "deny_list")
     inside = (
         []
@@ -61,9 +59,7 @@ def judge(
         else [f for f in fences if f.contains(ac.lat, ac.lon)]
     )
     place = tuple(f"in:{f.name}" for f in inside)
-    if ac.icao in _upper(rules.allow_addresses) or (
-        callsign and callsign in _upper(rules.allow_callsigns)
-    ):
+    if ac.icao in rules.allow_addresses or (callsign and callsign in rules.allow_callsigns):
         return Verdict(True, ("allow_list", *place))
     if any(f.keep for f in inside):
         return Verdict(True, ("geofence_keep", *place))
@@ -100,7 +96,3 @@ def judge(
             return Verdict(False, (), "too_far")
         tags.append("near_site")
     return Verdict(True, tuple(tags))
-
-
-def _upper(values: list[str]) -> frozenset[str]:
-    return frozenset(v.upper() for v in values)

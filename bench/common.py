@@ -1,11 +1,19 @@
-"""Shared helpers for the benchmarks: data location, CPU time and peak memory."""
+"""Shared helpers for the benchmarks: data location, CPU time, peak memory, pipeline runs."""
 
 from __future__ import annotations
 
+import io
 import os
 import resource
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
+
+from agent.config import AgentConfig
+from agent.frame import Frame
+from agent.pipeline import Pipeline
+from agent.publish import StdoutPublisher
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,3 +35,14 @@ def pin_to_one_core() -> None:
     """Benchmarks that claim 'one core' run on one core."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def time_pipeline(cfg: AgentConfig, frames: Iterable[Frame]) -> tuple[float, Pipeline]:
+    """CPU seconds for a Pipeline built from `cfg` (publishing into a discarded buffer)
+    to take every frame and finish, and the pipeline (for its counters)."""
+    pipeline = Pipeline(cfg, [StdoutPublisher(io.StringIO())])
+    t0 = time.process_time()
+    for f in frames:
+        pipeline.handle(f)
+    pipeline.finish()
+    return time.process_time() - t0, pipeline

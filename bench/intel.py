@@ -11,17 +11,15 @@ the ratio shows what the stage costs.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import random
 import time
 
 from agent.config import build_config
 from agent.pipeline import Pipeline
-from agent.publish import StdoutPublisher
 from agent.sim.scenario import Site, received_frames, replies
 from agent.sim.trajectory import Aircraft, FlightPlan, Kinematics, Straight, Turn
-from bench.common import peak_rss_mib, pin_to_one_core
+from bench.common import peak_rss_mib, pin_to_one_core, time_pipeline
 
 SITE = Site(lat=-14.90, lon=-57.80, elevation_ft=800.0)
 
@@ -72,12 +70,7 @@ def run(frames, intel: bool) -> tuple[float, Pipeline]:
             "filter": {"max_distance_km": 200.0},
         }
     )
-    pipeline = Pipeline(cfg, [StdoutPublisher(io.StringIO())])
-    t0 = time.process_time()
-    for f in frames:
-        pipeline.handle(f)
-    pipeline.finish()
-    return time.process_time() - t0, pipeline
+    return time_pipeline(cfg, frames)
 
 
 def main() -> None:

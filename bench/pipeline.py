@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import time
 
 from pyModeS import PipeDecoder
@@ -19,8 +18,7 @@ from pyModeS import PipeDecoder
 from agent.config import build_config
 from agent.frame import Frame
 from agent.pipeline import Pipeline
-from agent.publish import StdoutPublisher
-from bench.common import peak_rss_mib, pin_to_one_core, shared_data
+from bench.common import peak_rss_mib, pin_to_one_core, shared_data, time_pipeline
 
 
 def _opensky(name: str) -> list[tuple[float, str]]:
@@ -59,12 +57,7 @@ def load_frames() -> list[Frame]:
 
 def run_agent(frames: list[Frame], filter_on: bool) -> tuple[float, Pipeline]:
     cfg = build_config({"filter": {"enabled": filter_on}, "limiter": {"enabled": False}})
-    pipeline = Pipeline(cfg, [StdoutPublisher(io.StringIO())])
-    t0 = time.process_time()
-    for f in frames:
-        pipeline.handle(f)
-    pipeline.finish()
-    return time.process_time() - t0, pipeline
+    return time_pipeline(cfg, frames)
 
 
 def run_reference(frames: list[Frame]) -> float:

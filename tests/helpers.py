@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,54 @@ def located_aircraft(i: int, **fields: Any) -> Aircraft:
         "alt_baro_ft": 1200,
     }
     return Aircraft(**(base | fields))
+
+
+class SourceRunner:
+    """Iterates a source's frames(stop) in a thread, as the pipeline does.
+
+    Errors raised by frames() are kept and fail the next wait_for() or finish().
+    """
+
+    def __init__(self, source: Any, *, per_frame: Callable[[], None] | None = None):
+        self.source = source
+        self.stop = threading.Event()
+        self.frames: list[Frame] = []
+        self.per_frame = per_frame
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for f in self.source.frames(self.stop):
+                self.frames.append(f)
+                if self.per_frame is not None:
+                    self.per_frame()
+        except BaseException as err:
+            self.error = err
+
+    def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert self.error is None, self.error
+            assert time.monotonic() < deadline, f"timed out; counts {dict(self.source.counts)}"
+            time.sleep(0.01)
+
+    def finish(self, timeout: float = 5.0) -> float:
+        """Set stop; return how long frames() took to return."""
+        t0 = time.monotonic()
+        self.stop.set()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "frames() did not return after stop"
+        assert self.error is None, self.error
+        return time.monotonic() - t0
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll `pred` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False

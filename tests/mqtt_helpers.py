@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.helpers import wait_until
 
 
 class Subscriber:
@@ -58,12 +59,7 @@ class Subscriber:
             return [p for t, p, _ in self.messages if t == topic]
 
     def wait_for(self, predicate, timeout: float = 15.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_until(lambda: predicate(self), timeout)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -13,7 +13,7 @@ from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
 from agent.records import position_record
 from tests.conftest import Broker
-from tests.helpers import located_aircraft
+from tests.helpers import located_aircraft, wait_until
 from tests.mqtt_helpers import Subscriber
 from tests.pki import Pki, make_pki
 
@@ -50,15 +50,6 @@ def _agent(tmp: Path, name: str, cfg: MqttConfig, site: str) -> MqttPublisher:
     return MqttPublisher(cfg, site, Outbox(tmp / f"{name}.sqlite")).start()
 
 
-def _wait(pred, timeout=10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_site_cannot_publish_outside_its_prefix_and_reports_it(tmp_path):
     b = _auth_broker(tmp_path)
     try:
@@ -68,7 +59,7 @@ def test_site_cannot_publish_outside_its_prefix_and_reports_it(tmp_path):
         assert pub.wait_connected(10)
         for i in range(30):
             pub.publish(_record("site-02", i))
-        assert _wait(lambda: pub.publish_refused is not None)
+        assert wait_until(lambda: pub.publish_refused is not None)
         assert "authori" in pub.publish_refused.lower()
         assert pub.link_health()["refused"] == pub.publish_refused
         time.sleep(0.5)
@@ -147,7 +138,7 @@ def test_tls_with_the_wrong_ca_fails_clearly(tmp_path, pki, caplog):
         cfg = MqttConfig(url=f"mqtts://127.0.0.1:{b.port}", ca_file=pki.path("stranger.crt"))
         pub = _agent(tmp_path, "a", cfg, "site-01")
         pub.publish(_record("site-01", 1))
-        assert _wait(lambda: pub.counts["connect_failed"] >= 1)
+        assert wait_until(lambda: pub.counts["connect_failed"] >= 1)
         assert not pub.connected.is_set()
         assert pub.outbox.depth == 1  # kept for when the CA is fixed
         assert "CERTIFICATE_VERIFY_FAILED" in pub.connect_error
@@ -194,7 +185,7 @@ def test_two_agents_and_three_shared_subscription_consumers_get_every_record(bro
             pub.publish(_record(site, i))
     for pub in agents:
         assert pub.flush(20)
-    assert _wait(lambda: sum(len(c.records()) for c in consumers) >= 2 * n, 20)
+    assert wait_until(lambda: sum(len(c.records()) for c in consumers) >= 2 * n, 20)
     got = [(p["site"], p["seq"]) for c in consumers for _, p in c.records()]
     assert sorted(set(got)) == sorted(
         (s, q) for s in ("site-01", "site-02") for q in range(1, n + 1)

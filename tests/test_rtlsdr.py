@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,6 @@ import pytest
 import agent.sources.rtlsdr as rtlsdr_mod
 from agent.demod import DemodOptions
 from agent.errors import SourceError
-from agent.frame import Frame
 from agent.sources import open_source
 from agent.sources.gain import AdaptiveGain, GainPolicy, decide
 from agent.sources.iq import IqFileSource
@@ -37,6 +36,7 @@ from agent.sources.rtlsdr import (
 )
 from tests import fake_rtlsdr
 from tests.conftest import REPO, shared_data
+from tests.helpers import SourceRunner as Runner
 
 RECORDING = "iq/modes1_2400.uc8"
 R820T_DB = [g / 10 for g in (0, 9, 14, 27, 37, 77, 87, 125, 144, 157, 166, 197, 207, 229, 254)]
@@ -77,44 +77,6 @@ def reference() -> list[str]:
     """What `adsb-agent demod --rate 2.4e6` prints for the recording (its IqFileSource)."""
     src = IqFileSource(str(shared_data(RECORDING)), rate=2.4e6, fmt="uc8")
     return [f.hex for f in src.frames(threading.Event())]
-
-
-class Runner:
-    """Iterates a source's frames() in a thread, as the pipeline does."""
-
-    def __init__(self, source: RtlSdrSource, *, per_frame: Callable[[], None] | None = None):
-        self.source = source
-        self.stop = threading.Event()
-        self.frames: list[Frame] = []
-        self.per_frame = per_frame
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for f in self.source.frames(self.stop):
-                self.frames.append(f)
-                if self.per_frame is not None:
-                    self.per_frame()
-        except BaseException as err:
-            self.error = err
-
-    def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert self.error is None, self.error
-            assert time.monotonic() < deadline, f"timed out; counts {dict(self.source.counts)}"
-            time.sleep(0.02)
-
-    def finish(self, timeout: float = 3.0) -> float:
-        """Set stop; return how long frames() took to return."""
-        t0 = time.monotonic()
-        self.stop.set()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "frames() did not return after stop"
-        assert self.error is None, self.error
-        return time.monotonic() - t0
 
 
 def settings(log: list[str], name: str) -> list[str]:

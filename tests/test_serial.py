@@ -12,16 +12,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.frame import Frame
 from agent.sources import open_source
 from agent.sources.beast import BeastFileSource
 from agent.sources.serial_port import SerialSource, describe_path
 from tests.conftest import shared_data
+from tests.helpers import SourceRunner as Runner
 
 BEAST = "beast/traffic_sample_dump1090.bin"
 
@@ -48,38 +48,6 @@ class Pty:
         if self.master >= 0:
             os.close(self.master)
             self.master = -1
-
-
-class Runner:
-    def __init__(self, source: SerialSource):
-        self.source = source
-        self.stop = threading.Event()
-        self.frames: list[Frame] = []
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for f in self.source.frames(self.stop):
-                self.frames.append(f)
-        except BaseException as err:
-            self.error = err
-
-    def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert self.error is None, self.error
-            assert time.monotonic() < deadline, f"timed out; counts {dict(self.source.counts)}"
-            time.sleep(0.01)
-
-    def finish(self) -> float:
-        t0 = time.monotonic()
-        self.stop.set()
-        self.thread.join(3)
-        assert not self.thread.is_alive(), "frames() did not return after stop"
-        assert self.error is None, self.error
-        return time.monotonic() - t0
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from agent.pipeline import Pipeline
 from agent.service import Notifier, ServiceMonitor, pipeline_probe
 from tests import sandbox
 from tests.conftest import REPO, free_port
+from tests.helpers import wait_until
 
 # A DF17 identification frame (ICAO 4840D6, callsign KLM1023) from "The 1090 MHz Riddle".
 DF17 = "8D4840D6202CC371C32CE0576098"
@@ -340,7 +341,7 @@ def test_status_components_follow_a_real_source_and_a_real_broker_link(tmp_path,
         assert doc["components"]["pipeline"]["state"] == "green" and doc["state"] == "green"
 
         broker.stop()
-        assert _wait(lambda: not mqtt.connected.is_set())
+        assert wait_until(lambda: not mqtt.connected.is_set())
         now[0] += 100  # no frames for 100 s: quiet, not yet stalled
         doc = monitor.check()
         assert doc["components"][f"source {src.name}"]["state"] == "amber"
@@ -353,12 +354,3 @@ def test_status_components_follow_a_real_source_and_a_real_broker_link(tmp_path,
         assert doc["state"] == "red" and doc["summary"].startswith("STALLED")
     finally:
         mqtt.close(timeout=0.2)
-
-
-def _wait(pred, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False

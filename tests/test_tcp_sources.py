@@ -11,17 +11,17 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-from agent.frame import Frame
 from agent.sources import open_source
 from agent.sources.avr import AvrTcpSource
 from agent.sources.beast import BeastDecoder, BeastTcpSource
 from agent.sources.tcp import TcpStream
 from tests.conftest import free_port, shared_data
+from tests.helpers import SourceRunner
 
 # Fast retries so reconnect tests take fractions of a second.
 FAST = {"backoff_min": 0.05, "backoff_max": 0.2, "read_timeout": 0.1, "connect_timeout": 1.0}
@@ -76,38 +76,9 @@ class ScriptedServer:
                 conn.shutdown(socket.SHUT_WR)
 
 
-class Collector:
-    """Runs src.frames(stop) in a thread, as pipeline.run_sources does."""
-
-    def __init__(self, src: BeastTcpSource | AvrTcpSource):
-        self.src = src
-        self.stop = threading.Event()
-        self.frames: list[Frame] = []
-        self.thread = threading.Thread(target=self._run, name="collector", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for frame in self.src.frames(self.stop):
-            self.frames.append(frame)
-
-    def wait_for(self, what: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not what():
-            assert time.monotonic() < deadline, f"timed out; counts {dict(self.src.counts)}"
-            time.sleep(0.01)
-
-    def finish(self) -> float:
-        """Set stop; return how long frames() took to return."""
-        t0 = time.monotonic()
-        self.stop.set()
-        self.thread.join(5)
-        assert not self.thread.is_alive()
-        return time.monotonic() - t0
-
-
 @contextmanager
-def collecting(src: BeastTcpSource | AvrTcpSource) -> Iterator[Collector]:
-    c = Collector(src)
+def collecting(src: BeastTcpSource | AvrTcpSource) -> Iterator[SourceRunner]:
+    c = SourceRunner(src)
     try:
         yield c
     finally:
@@ -192,7 +163,7 @@ def test_avr_source_reconnects_and_drops_half_lines():
 
 
 def _stops_fast(src: BeastTcpSource, key: str) -> None:
-    c = Collector(src)
+    c = SourceRunner(src)
     c.wait_for(lambda: src.counts[key] >= 1)
     time.sleep(0.2)
     assert c.finish() < 1.0

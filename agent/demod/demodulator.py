@@ -316,6 +316,10 @@ class Demodulator:
         self._df_matrix = df_matrix.reshape(-1, nph * 8)
         self._trellis = trellis.TrellisModel.for_timing(t)
         self._trellis_all = t.rate in TRELLIS_ALL_RATES
+        # Stage 2's strict preamble SNR: lower where replies straddle samples (2.0 MS/s).
+        self._strict_snr = np.float32(
+            preamble.MIN_PREAMBLE_SNR_2000 if t.rate == 2_000_000 else preamble.MIN_PREAMBLE_SNR
+        )
         self._lo = 0  # first start sample of the buffer not decided by an earlier call
 
     @property
@@ -401,9 +405,7 @@ class Demodulator:
         fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
         # The looser of the two sets of tests below first, over everything (inside
         # phase_scores); both only where it passes (a few per cent of the survivors).
-        strict_snr = np.float32(
-            preamble.MIN_PREAMBLE_SNR_2000 if t.rate == 2_000_000 else preamble.MIN_PREAMBLE_SNR
-        )
+        strict_snr = self._strict_snr
         rows, snr, level, pulse = preamble.phase_scores(
             pre,
             self._score_matrix,

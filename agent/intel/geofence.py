@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from agent.decode import haversine_km
 
-_KM_PER_DEG_LAT = 111.32
-
 
 @dataclass(frozen=True, slots=True)
 class Geofence:

@@ -98,11 +98,19 @@ def _gillham13(alt_ft: float) -> int:
         "A4": (g >> 3) & 1, "B1": (g >> 2) & 1, "B2": (g >> 1) & 1, "B4": g & 1,
         "C1": (c >> 2) & 1, "C2": (c >> 1) & 1, "C4": c & 1,
     }  # fmt: skip
-    order = ("C1", "A1", "C2", "A2", "C4", "A4", "M", "B1", "D1", "B2", "D2", "B4", "D4")
+    return _pack13(bit)
+
+
+def _pack13(bit: dict[str, int]) -> int:
+    """Named pulse bits in the 13-bit Mode A/C field order; absent bits (M, X) are 0."""
     out = 0
-    for name in order:
+    for name in _FIELD13:
         out = out << 1 | bit.get(name, 0)
     return out
+
+
+# The 13-bit altitude / identity field, most significant first (M or X is bit 7).
+_FIELD13 = ("C1", "A1", "C2", "A2", "C4", "A4", "M/X", "B1", "D1", "B2", "D2", "B4", "D4")
 
 
 def altitude_code13(alt_ft: float) -> int:
@@ -132,11 +140,7 @@ def squawk_code(squawk: str) -> int:
     for name, digit in (("A", a), ("B", b), ("C", c), ("D", d)):
         for weight in (4, 2, 1):
             bit[f"{name}{weight}"] = int(bool(digit & weight))
-    order = ("C1", "A1", "C2", "A2", "C4", "A4", "X", "B1", "D1", "B2", "D2", "B4", "D4")
-    out = 0
-    for name in order:
-        out = out << 1 | bit.get(name, 0)
-    return out
+    return _pack13(bit)
 
 
 def cpr_nl(lat: float) -> int:

@@ -60,7 +60,6 @@ FADING_DB = 1.0
 DECODE_SNR_DB = 7.0
 DECODE_SNR_SPREAD_DB = 1.0
 GARBLE = 0.02
-SPEED_OF_LIGHT = 299_792_458.0
 
 
 @dataclass(frozen=True, slots=True)

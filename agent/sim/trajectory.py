@@ -345,9 +345,6 @@ class Aircraft:
         i = bisect_right(self._changes_t, t)
         return self.squawk if i == 0 else self.squawk_changes[i - 1][1]
 
-    def transmitting(self, t: float) -> bool:
-        return t >= self.start_s and (self.transponder_off_s is None or t < self.transponder_off_s)
-
     def transmissions(
         self, t0: float, t1: float, rng: np.random.Generator
     ) -> Iterator[tuple[float, bytes]]:

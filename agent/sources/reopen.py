@@ -1,10 +1,11 @@
-"""Backoff and quiet logging for a local device that comes and goes (dongle, serial port).
+"""Backoff and quiet logging for an input that comes and goes (dongle, serial port, feed).
 
 In the field a USB receiver disappears for ordinary reasons: a loose cable, brown-out on
-the Pi's USB power, a technician swapping ports. The source must keep the process alive
-and reopen the device when it returns, without filling the journal while it is away:
-one warning when it goes, one info line when it is back (with how long it was gone),
-retries at debug level only. Same policy as tcp.TcpStream, for devices.
+the Pi's USB power, a technician swapping ports; a network feed when readsb restarts or
+the Wi-Fi drops. The source must keep the process alive and reopen the input when it
+returns, without filling the journal while it is away: one warning when it goes, one
+info line when it is back (with how long it was gone), retries at debug level only.
+Devices (rtlsdr, serial_port) and tcp.TcpStream share this; only the words differ.
 """
 
 from __future__ import annotations
@@ -14,6 +15,28 @@ import random
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Wording:
+    """Counter names and log phrases of one kind of input.
+
+    The templates are str.format()ed with name, detail (what was opened), gone (seconds
+    down), what (why it is down) and most (the largest wait).
+    """
+
+    opens: str = "opens"
+    failures: str = "open_failed"
+    losses: str = "device_lost"
+    cannot: str = "cannot open"
+    lost: str = "lost"
+    up: str = "{name}: opened: {detail}"
+    up_again: str = "{name}: reopened after {gone:.1f} s: {detail}"
+    down: str = "{name}: {what}; reopening with backoff up to {most:g} s, logging only recovery"
+
+
+DEVICE = Wording()
 
 
 class Reopener:
@@ -25,9 +48,10 @@ class Reopener:
         name: label in log lines.
         stop: every wait returns early when it is set.
         log: logger of the owning source.
-        counts: the source's counter (open_failed, device_lost, opens are added).
+        counts: the source's counter (wording's opens, failures and losses are added).
         backoff: first and largest wait (seconds). After the n-th failure in a row the
             wait is random in [c/2, c], c = min(largest, first * 2**(n-1)).
+        wording: counter names and log phrases (DEVICE unless given).
     """
 
     def __init__(
@@ -37,6 +61,7 @@ class Reopener:
         log: logging.Logger,
         counts: Counter[str],
         backoff: tuple[float, float] = (0.5, 30.0),
+        wording: Wording = DEVICE,
     ):
         backoff_min, backoff_max = backoff
         if not 0 < backoff_min <= backoff_max:
@@ -47,25 +72,26 @@ class Reopener:
         self.counts = counts
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
+        self.words = wording
         self._failures = 0
         self._down_since: float | None = None
         self._rng = random.Random()
 
     def opened(self, detail: str) -> None:
-        """The device is open: log it (as a recovery when it was down) and reset backoff."""
-        self.counts["opens"] += 1
+        """The input is open: log it (as a recovery when it was down)."""
+        self.counts[self.words.opens] += 1
         if self._down_since is not None:
             gone = time.monotonic() - self._down_since
-            self.log.info("%s: reopened after %.1f s: %s", self.name, gone, detail)
+            self.log.info(self.words.up_again.format(name=self.name, gone=gone, detail=detail))
             self._down_since = None
         else:
-            self.log.info("%s: opened: %s", self.name, detail)
+            self.log.info(self.words.up.format(name=self.name, detail=detail))
 
     def open_failed(self, reason: str) -> bool:
         """An open failed: log on the first failure only, wait; False when `stop` was set."""
-        self.counts["open_failed"] += 1
+        self.counts[self.words.failures] += 1
         self._failures += 1
-        self._down(f"cannot open: {reason}")
+        self._down(f"{self.words.cannot}: {reason}")
         return not self.stop.wait(self._backoff())
 
     def lost(self, reason: str, *, delivered: bool) -> bool:
@@ -76,9 +102,9 @@ class Reopener:
             delivered: the session produced data, so the backoff starts over (a device
                 that worked is likely to be back soon: a replug, not a dead dongle).
         """
-        self.counts["device_lost"] += 1
+        self.counts[self.words.losses] += 1
         self._failures = 1 if delivered else self._failures + 1
-        self._down(f"lost: {reason}")
+        self._down(f"{self.words.lost}: {reason}")
         return not self.stop.wait(self._backoff())
 
     def _down(self, what: str) -> None:
@@ -86,14 +112,13 @@ class Reopener:
             self.log.debug("%s: %s; still retrying", self.name, what)
             return
         self._down_since = time.monotonic()
-        self.log.warning(
-            "%s: %s; reopening with backoff up to %g s, logging only recovery",
-            self.name,
-            what,
-            self.backoff_max,
-        )
+        self.log.warning(self.words.down.format(name=self.name, what=what, most=self.backoff_max))
 
     def _backoff(self) -> float:
-        n = max(self._failures, 1)
+        return self.wait_s(self._failures)
+
+    def wait_s(self, failures: int) -> float:
+        """The wait after `failures` failures in a row (at least one is assumed)."""
+        n = max(failures, 1)
         ceiling = min(self.backoff_max, self.backoff_min * 2 ** min(n - 1, 30))
         return self._rng.uniform(ceiling / 2, ceiling)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import random
 import select
 import socket
 import threading
@@ -22,6 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 
 from agent.frame import Frame
+from agent.sources.reopen import Reopener, Wording
 from agent.sources.stream import READ_SIZE, Clock, FrameDecoder
 
 log = logging.getLogger("agent.sources.tcp")
@@ -31,6 +31,17 @@ log = logging.getLogger("agent.sources.tcp")
 KEEPALIVE_IDLE_S = 30
 KEEPALIVE_INTERVAL_S = 10
 KEEPALIVE_COUNT = 3
+# TcpStream's counters and log lines (the policy is reopen.Reopener's).
+FEED = Wording(
+    opens="connects",
+    failures="connect_failed",
+    losses="disconnects",
+    cannot="cannot connect",
+    lost="connection lost",
+    up="{name}: connected",
+    up_again="{name}: connected again after {gone:.1f} s without a feed",
+    down="{name}: {what}; retrying with backoff up to {most:g} s, logging only recovery",
+)
 
 
 class TcpStream:
@@ -70,8 +81,6 @@ class TcpStream:
         counts: Counter[str] | None = None,
         on_connect: Callable[[], None] | None = None,
     ):
-        if not 0 < backoff_min <= backoff_max:
-            raise ValueError("need 0 < backoff_min <= backoff_max")
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("timeouts must be positive")
         self.host = host
@@ -79,33 +88,25 @@ class TcpStream:
         self.stop = stop
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.backoff_min = backoff_min
-        self.backoff_max = backoff_max
         self.name = name or f"{host}:{port}"
         self.counts: Counter[str] = counts if counts is not None else Counter()
         self.on_connect = on_connect
-        self._rng = random.Random()
-        # When the failure that was logged happened; None while up (or never down).
-        self._down_since: float | None = None
+        self._reopen = Reopener(self.name, stop, log, self.counts, (backoff_min, backoff_max), FEED)
         # Whether the current connection delivered anything (resets the backoff).
         self._got_data = False
 
     def __iter__(self) -> Generator[bytes, None, None]:
-        failures = 0
+        reopen = self._reopen
         while not self.stop.is_set():
             try:
                 sock = self._connect()
             except OSError as err:
-                self.counts["connect_failed"] += 1
-                failures += 1
-                self._log_down(f"cannot connect: {_reason(err)}")
-                if self.stop.wait(self._backoff(failures)):
+                if not reopen.open_failed(_reason(err)):
                     return
                 continue
             if sock is None:  # stop was set while connecting
                 return
-            self._log_up()
-            self.counts["connects"] += 1
+            reopen.opened("")
             if self.on_connect is not None:
                 self.on_connect()
             self._got_data = False
@@ -113,35 +114,11 @@ class TcpStream:
                 reason = yield from self._read(sock)
             if reason is None:  # stopped
                 return
-            self.counts["disconnects"] += 1
-            failures = 1 if self._got_data else failures + 1
-            self._log_down(f"connection lost: {reason}")
-            if self.stop.wait(self._backoff(failures)):
+            if not reopen.lost(reason, delivered=self._got_data):
                 return
 
     def _backoff(self, failures: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_min * 2 ** min(failures - 1, 30))
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def _log_down(self, what: str) -> None:
-        if self._down_since is not None:
-            log.debug("%s: %s; still retrying", self.name, what)
-            return
-        self._down_since = time.monotonic()
-        log.warning(
-            "%s: %s; retrying with backoff up to %g s, logging only recovery",
-            self.name,
-            what,
-            self.backoff_max,
-        )
-
-    def _log_up(self) -> None:
-        if self._down_since is not None:
-            down = time.monotonic() - self._down_since
-            log.info("%s: connected again after %.1f s without a feed", self.name, down)
-            self._down_since = None
-        else:
-            log.info("%s: connected", self.name)
+        return self._reopen.wait_s(failures)
 
     def _connect(self) -> socket.socket | None:
         """A connected socket, None if `stop` was set meanwhile; OSError on failure.
