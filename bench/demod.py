@@ -52,7 +52,6 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from agent.demod import DemodOptions, Demodulator, repair  # noqa: E402
-from agent.demod.iq import uc8_to_mag  # noqa: E402
 from agent.sources.iq import IqFileSource  # noqa: E402
 from bench import bursts  # noqa: E402
 
@@ -206,11 +205,10 @@ class Column:
 
 
 def _ours(raw: bytes, rate: int, repair_bits: int, retry: bool) -> list[tuple[bytes, float]]:
-    mag = uc8_to_mag(raw)
     demod = Demodulator(rate, repair_bits=repair_bits, retry_weak=retry)
     out = []
-    for i in range(0, mag.size, 262144):
-        out += demod.process(mag[i : i + 262144])
+    for i in range(0, len(raw), 2 * 262144):
+        out += demod.process_raw(raw[i : i + 2 * 262144])
     out += demod.flush()
     return [(f.msg, f.rx_time * rate) for f in out]
 

@@ -32,7 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the agent does (agent/__init__.py)
 
+from agent.demod.iq import uc8_to_mag  # noqa: E402
 from bench.common import peak_rss_mib, shared_data  # noqa: E402
 from tests import fake_rtlsdr  # noqa: E402
 
@@ -54,23 +56,20 @@ def run(
     consumer_factor: float = 0.0,
 ) -> tuple[float, dict[str, int]]:
     """CPU seconds per IQ second for one configuration, and the source's counters."""
-    import agent.sources.rtlsdr as rtlsdr_mod
     from agent.sources.rtlsdr import RtlSdrSource, TunerOptions
 
     dongle.set_speed(speed)
     src = RtlSdrSource(None, TunerOptions(rate=RATE, gain=49.6))
-    saved_mag = rtlsdr_mod.uc8_to_mag
-    if not magnitude:
-        rtlsdr_mod.uc8_to_mag = lambda raw: raw  # type: ignore[assignment]
     if not demod:
 
-        def process(mag: object) -> list[object]:
+        def process_raw(raw: memoryview, fmt: str = "uc8") -> list[object]:
+            if magnitude:
+                uc8_to_mag(raw)
             if consumer_factor:
-                n = len(mag) if magnitude else len(mag) // 2  # type: ignore[arg-type]
-                time.sleep(consumer_factor * n / RATE)
+                time.sleep(consumer_factor * (len(raw) // 2) / RATE)
             return []
 
-        src.live.demod.process = process  # type: ignore[method-assign]
+        src.live.demod.process_raw = process_raw  # type: ignore[method-assign]
     stop = threading.Event()
     target = int(iq_seconds * RATE)
 
@@ -86,7 +85,6 @@ def run(
     stop.set()
     thread.join()
     cpu = _cpu() - before
-    rtlsdr_mod.uc8_to_mag = saved_mag
     delivered = (src.counts["samples"] + src.counts["samples_dropped"]) / RATE
     return cpu / delivered, dict(src.counts)
 

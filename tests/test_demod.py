@@ -16,7 +16,7 @@ import pytest
 
 from agent.crc import syndrome
 from agent.demod import Demodulator, slicer, trellis
-from agent.demod.iq import UC8_TABLE, sc16_to_mag, uc8_to_mag
+from agent.demod.iq import UC8_TABLE, sc16_to_iq, sc16_to_mag, uc8_to_iq, uc8_to_mag
 from agent.demod.timing import Timing
 from agent.frame import Frame
 from agent.verify import ADDRESS_PARITY_DFS
@@ -28,21 +28,27 @@ PHWL = "iq/phwl_x-1.uc8"  # 2.0 MS/s, weak signals
 
 
 @cache
+def _raw(relpath: str) -> bytes:
+    return shared_data(relpath).read_bytes()
+
+
+@cache
 def _mag(relpath: str) -> np.ndarray:
-    return uc8_to_mag(shared_data(relpath).read_bytes())
+    return uc8_to_mag(_raw(relpath))
 
 
-def demodulate(mag: np.ndarray, rate: float, block: int = 262144) -> list[Frame]:
+def demodulate(raw: bytes, rate: float, block: int = 262144) -> list[Frame]:
+    """As the sources do: raw UC8 blocks (I/Q too at 2.0 MS/s)."""
     demod = Demodulator(rate)
     out: list[Frame] = []
-    for i in range(0, mag.size, block):
-        out += demod.process(mag[i : i + block])
+    for i in range(0, len(raw), 2 * block):
+        out += demod.process_raw(raw[i : i + 2 * block])
     return out + demod.flush()
 
 
 @cache
 def _frames(relpath: str, rate: float) -> tuple[Frame, ...]:
-    return tuple(demodulate(_mag(relpath), rate))
+    return tuple(demodulate(_raw(relpath), rate))
 
 
 def _reference(name: str) -> list[str]:
@@ -60,6 +66,42 @@ def test_uc8_table_matches_direct_magnitude() -> None:
     raw = np.stack((i.ravel(), q.ravel()), axis=1).astype(np.uint8).tobytes()
     assert np.allclose(uc8_to_mag(raw), direct.ravel(), atol=1e-6)
     assert UC8_TABLE.size == 65536
+
+
+def test_iq_tables_agree_with_the_magnitudes() -> None:
+    every_pair = np.arange(65536, dtype="<u2").tobytes()
+    assert np.allclose(np.abs(uc8_to_iq(every_pair)), uc8_to_mag(every_pair), atol=1e-6)
+    raw = np.array([32767, 0, 0, -32768, 1000, -2000], dtype="<i2").tobytes()
+    assert np.allclose(np.abs(sc16_to_iq(raw)), sc16_to_mag(raw))
+    assert np.allclose(sc16_to_iq(raw)[2], (1000 - 2000j) / 32768)
+
+
+@pytest.mark.parametrize("relpath", [MODES1_20, PHWL])
+def test_magnitudes_alone_still_decode_at_2000_and_iq_only_adds(relpath: str) -> None:
+    # The I/Q retry only takes weak replies the magnitude trellis could not decode.
+    mag = _mag(relpath)
+    demod = Demodulator(2.0e6)
+    alone = [f for i in range(0, mag.size, 262144) for f in demod.process(mag[i : i + 262144])]
+    alone += demod.flush()
+    assert {f.msg for f in alone} <= {f.msg for f in _frames(relpath, 2.0e6)}
+    if relpath == MODES1_20:
+        assert len(alone) >= 284
+
+
+def test_iq_comes_with_every_block_or_none() -> None:
+    raw = _raw(MODES1_20)[:20000]
+    mag, iq = uc8_to_mag(raw), uc8_to_iq(raw)
+    demod = Demodulator(2.0e6)
+    demod.process(mag, iq)
+    with pytest.raises(ValueError, match="every block"):
+        demod.process(mag)
+    with pytest.raises(ValueError, match="same samples"):
+        Demodulator(2.0e6).process(mag, iq[:-1])
+    # At 2.4 MS/s the I/Q is not used, so it may come or not.
+    other = Demodulator(2.4e6)
+    assert not other.wants_iq
+    other.process(mag, iq)
+    other.process(mag)
 
 
 def test_sc16_full_scale_is_one() -> None:
@@ -131,15 +173,15 @@ def test_split_at_any_block_size_gives_the_same_frames(
     rate: float, relpath: str, block: int
 ) -> None:
     whole = [(f.msg, f.rx_time, f.signal_dbfs) for f in _frames(relpath, rate)]
-    mag = _mag(relpath)
+    raw = _raw(relpath)  # at 2.0 MS/s the I/Q is carried over with the magnitudes
     if block == 1:  # one long block after a one-sample one: every offset shifts by one
-        parts = [mag[:1], mag[1:]]
+        parts = [raw[:2], raw[2:]]
     else:
-        parts = [mag[i : i + block] for i in range(0, mag.size, block)]
+        parts = [raw[i : i + 2 * block] for i in range(0, len(raw), 2 * block)]
     demod = Demodulator(rate)
     out: list[Frame] = []
     for part in parts:
-        out += demod.process(part)
+        out += demod.process_raw(part)
     out += demod.flush()
     assert [(f.msg, f.rx_time, f.signal_dbfs) for f in out] == whole
 

@@ -1,4 +1,4 @@
-"""Magnitude blocks in, verified Mode S frames out.
+"""Magnitude blocks (and I/Q at 2.0 MS/s) in, verified Mode S frames out.
 
 Work per block, cheapest first so that per-candidate Python only ever sees a handful:
     1. preamble.screen        every sample: ~20 shifted-array ops, phase-agnostic
@@ -10,8 +10,9 @@ Work per block, cheapest first so that per-candidate Python only ever sees a han
     3. slicer (first block)   downlink format of every phase must be acceptable (or,
                               in a weak reply, one bit from DF17/18)
     4. slicer.pair_margins    every bit of each (start, phase) pair, one matrix product
-       or trellis.soft_bits   per phase (2.0 MS/s: the trellis decides every bit with
-                              its neighbour in view); vectorised CRC syndromes and
+       or trellis.soft_bits   per phase (2.0 MS/s: a trellis decides every bit with
+       or coherent.soft_bits  its neighbours in view, in I/Q when the source gives
+                              it, else in magnitudes); vectorised CRC syndromes and
                               classes; repair.find flips up to repair_bits uncertain
                               bits; optionally the trellis again for weak replies
                               slicing could not decode; the best decode per preamble
@@ -37,7 +38,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from agent import crc
-from agent.demod import preamble, repair, slicer, trellis
+from agent.demod import coherent, preamble, repair, slicer, trellis
+from agent.demod.iq import CONVERTERS, IQ_CONVERTERS
 from agent.demod.timing import BLOCK_BITS, LONG_BITS, SHORT_BITS, Timing
 from agent.frame import Frame
 from agent.verify import ADDRESS_PARITY_DFS, FrameVerifier
@@ -77,6 +79,9 @@ _HEAD_BLOCKS = 2
 # reply is as likely to straddle samples as not, and first-minus-second slicing fails
 # there. At other rates slicing decides first and the trellis retries weak replies.
 TRELLIS_ALL_RATES = frozenset((2_000_000,))
+# Of those, the rates where weak replies are retried in I/Q (coherent.py) when the
+# source passes the complex samples along (process_raw does).
+COHERENT_RATES = frozenset((2_000_000,))
 # The retry is for weak replies (preamble.WEAK_LEVEL: about 12 dB SNR, above which
 # slicing already recovers every burst of bench/bursts.py).
 
@@ -271,6 +276,10 @@ class Demodulator:
             At 2.0 MS/s the trellis decides every reply regardless.
     Raises:
         ValueError: unsupported sample rate or repair_bits.
+
+    At COHERENT_RATES, process_raw (or process with `iq`) also has weak replies that
+    the magnitude trellis could not decode decided from the complex samples
+    (coherent.py); magnitudes alone still work, less sensitively.
     """
 
     def __init__(
@@ -316,6 +325,13 @@ class Demodulator:
         self._df_matrix = df_matrix.reshape(-1, nph * 8)
         self._trellis = trellis.TrellisModel.for_timing(t)
         self._trellis_all = t.rate in TRELLIS_ALL_RATES
+        self._coherent = coherent.CoherentModel.for_timing(t) if t.rate in COHERENT_RATES else None
+        # I/Q beside the magnitudes (same indices) once a block came with it: tail,
+        # store and the buffer being demodulated, as for the magnitudes.
+        self._iq_mode: bool | None = None
+        self._iq_tail = np.zeros(0, dtype=np.complex64)
+        self._iq_store = np.zeros(0, dtype=np.complex64)
+        self._iq_buf: np.ndarray | None = None
         # Stage 2's strict preamble SNR: lower where replies straddle samples (2.0 MS/s).
         self._strict_snr = np.float32(
             preamble.MIN_PREAMBLE_SNR_2000 if t.rate == 2_000_000 else preamble.MIN_PREAMBLE_SNR
@@ -329,17 +345,49 @@ class Demodulator:
             return None
         return 20.0 * math.log10(max(self._noise, 1e-9))
 
-    def process(self, mag: np.ndarray) -> list[Frame]:
+    @property
+    def wants_iq(self) -> bool:
+        """True where complex samples decide better than magnitudes (COHERENT_RATES)."""
+        return self._coherent is not None
+
+    def process_raw(self, raw: bytes | bytearray | memoryview, fmt: str = "uc8") -> list[Frame]:
+        """Demodulate raw interleaved I/Q ("uc8" or "sc16"), whole samples only.
+
+        What sources call: it converts to magnitudes, and to complex samples too where
+        the demodulator decides in I/Q.
+        """
+        iq = IQ_CONVERTERS[fmt](raw) if self.wants_iq else None
+        return self.process(CONVERTERS[fmt](raw), iq)
+
+    def process(self, mag: np.ndarray, iq: np.ndarray | None = None) -> list[Frame]:
         """Demodulate one block of magnitudes; returns the frames decided so far.
 
         Frames near the end of the block are held back until the next call (or flush).
+
+        Args:
+            mag: float32 magnitudes (1.0 = full scale).
+            iq: the same samples as complex64, used where wants_iq; give it with
+                every block or with none (ValueError otherwise).
         """
         mag = np.asarray(mag, dtype=np.float32)
+        use_iq = iq is not None and self.wants_iq
+        if self._iq_mode is None and mag.size:
+            self._iq_mode = use_iq
+        elif use_iq != self._iq_mode and mag.size:
+            raise ValueError("I/Q must come with every block or with none")
         if mag.size == 0:
             return []
+        if use_iq and np.shape(iq) != mag.shape:
+            raise ValueError("iq and mag must hold the same samples")
         self._track_noise(mag)
-        # The tail and the block side by side in one buffer kept across calls: a fresh
-        # buffer per block would be allocated and faulted in again every time.
+        buf = self._append(mag)
+        if use_iq:
+            self._iq_buf = self._append_iq(np.asarray(iq, dtype=np.complex64))
+        return self._run(buf, final=False)
+
+    def _append(self, mag: np.ndarray) -> np.ndarray:
+        """The tail and the block side by side in one buffer kept across calls (a fresh
+        buffer per block would be allocated and faulted in again every time)."""
         ntail = self._tail.size
         need = ntail + mag.size
         if self._store.size < need:
@@ -348,13 +396,27 @@ class Demodulator:
             self._store = store
         buf = self._store[:need]
         buf[ntail:] = mag
-        return self._run(buf, final=False)
+        return buf
+
+    def _append_iq(self, iq: np.ndarray) -> np.ndarray:
+        """As _append, for the complex samples."""
+        ntail = self._iq_tail.size
+        need = ntail + iq.size
+        if self._iq_store.size < need:
+            store = np.empty(max(need, 2 * self._iq_store.size), dtype=np.complex64)
+            store[:ntail] = self._iq_tail
+            self._iq_store = store
+        buf = self._iq_store[:need]
+        buf[ntail:] = iq
+        return buf
 
     def flush(self) -> list[Frame]:
         """Decide everything still held back; call once at end of input."""
+        self._iq_buf = self._iq_tail if self._iq_mode else None
         frames = self._run(self._tail, final=True) if self._tail.size else []
         self._base += self._tail.size
         self._tail = np.zeros(0, dtype=np.float32)
+        self._iq_tail = np.zeros(0, dtype=np.complex64)
         return frames
 
     def _track_noise(self, mag: np.ndarray) -> None:
@@ -368,6 +430,9 @@ class Demodulator:
         n = buf.size
         if final:  # the block slicer reads a few samples past a long reply's end
             buf = np.concatenate((buf, np.zeros(t.window - t.span, dtype=np.float32)))
+            if self._iq_buf is not None:
+                pad = np.zeros(t.window - t.span, dtype=np.complex64)
+                self._iq_buf = np.concatenate((self._iq_buf, pad))
             n = buf.size
         fit = n - t.window  # starts whose long reply lies wholly inside buf
         # Only starts inside whole noise windows are decided before the final flush.
@@ -390,7 +455,12 @@ class Demodulator:
                 self._tail = self._store[: n - cut]
             else:
                 self._tail = buf[cut:].copy()
+            iq = self._iq_buf
+            if iq is not None:
+                self._iq_store[: n - cut] = iq[cut:]
+                self._iq_tail = self._iq_store[: n - cut]
             self._base += cut
+        self._iq_buf = None
         return frames
 
     def _candidates(self, buf: np.ndarray, fit: int, decide: int) -> _Batch | None:
@@ -484,6 +554,16 @@ class Demodulator:
                 conf = np.abs(soft[retry]).mean(axis=1)
                 retry = retry[_best_per_cluster(cluster[retry], conf)]
                 self._slice(buf, s, r, p, level, weak, ((retry, LONG_BITS),), columns, trellis=True)
+        if self._iq_buf is not None and self._coherent is not None:
+            # The magnitude trellis first: on real recordings it decodes a few replies
+            # the coherent one does not (all 18 on phwl_x-1 against 14 in I/Q alone;
+            # carrier drift within a reply, perhaps). Then, in I/Q, the weak pairs it
+            # could not decode: that is where the coherent trellis gains (about 3 dB,
+            # bench/demod.py), for about a quarter more CPU on the busy modes1 capture.
+            retry = np.flatnonzero((kind == INVALID) & weak)
+            if retry.size:
+                groups = ((retry, LONG_BITS),)
+                self._slice(buf, s, r, p, level, weak, groups, columns, coherent=True)
         self.counts["candidates"] += int(np.count_nonzero(mine))
         passed = np.zeros(s.size, dtype=bool)
         passed[r[kind != INVALID]] = True
@@ -535,19 +615,23 @@ class Demodulator:
         columns: tuple[np.ndarray, ...],
         *,
         trellis: bool = False,
+        coherent: bool = False,
     ) -> None:
         """Bit margins and decodes of the pairs of every (idx, nbits) group, written into
         `columns` at those idx.
 
-        The trellis decides the bits at TRELLIS_ALL_RATES, or when asked; slicing
-        otherwise, of the group's first `nbits` bits (the rest of a short frame's row
-        is left as it is, 0). All groups are decoded together: _decode works row by
-        row, and one call instead of one per group saves its fixed cost per block.
+        The coherent trellis decides the bits when asked (`coherent`, from the I/Q);
+        the magnitude trellis at TRELLIS_ALL_RATES, or when asked; slicing otherwise,
+        of the group's first `nbits` bits (the rest of a short frame's row is left as
+        it is, 0). All groups are decoded together: _decode works row by row, and one
+        call instead of one per group saves its fixed cost per block.
         """
         for idx, nbits in groups:
             if idx.size == 0:
                 continue
-            if trellis or self._trellis_all:
+            if coherent:
+                soft = self._coherent_bits(s, r[idx], p[idx])
+            elif trellis or self._trellis_all:
                 soft = self._trellis_bits(buf, s, r[idx], p[idx], level, _LONG_BLOCKS)
                 soft = soft[:, :LONG_BITS]
             else:
@@ -659,6 +743,16 @@ class Demodulator:
         # quiet level or the noise floor).
         amp = np.maximum(level[r, p], np.float32(1e-6))
         return trellis.soft_bits(sums, p, np.zeros_like(amp), amp, model, nblocks * BLOCK_BITS)
+
+    def _coherent_bits(self, s: np.ndarray, r: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Margins (k, LONG_BITS) of the (row r, phase p) pairs from the buffer's I/Q."""
+        assert self._iq_buf is not None and self._coherent is not None
+        first = np.ones(r.size, dtype=bool)
+        first[1:] = r[1:] != r[:-1]
+        which = np.cumsum(first) - 1
+        windows = sliding_window_view(self._iq_buf, coherent.WINDOW)[s[r[first]]]
+        real = coherent.derotate(windows)[which]  # one carrier estimate per start
+        return coherent.soft_bits(real, p, self._coherent)
 
     def _batch(
         self,

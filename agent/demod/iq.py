@@ -1,4 +1,4 @@
-"""Raw IQ bytes -> magnitude, the only full-rate conversion the demodulator needs.
+"""Raw IQ bytes -> magnitude (every rate) and complex samples (coherent rates).
 
 Magnitudes are float32 scaled so that 1.0 is full scale (0 dBFS) for one component:
 a UC8 byte of 255 or 0 on I with Q at mid-scale, or an SC16 value of +/-32768.
@@ -25,6 +25,10 @@ def _build_uc8_table() -> np.ndarray:
 
 
 UC8_TABLE = _build_uc8_table()
+# The same pairs as complex samples, for the coherent trellis (agent.demod.coherent).
+UC8_IQ_TABLE = (
+    (np.arange(65536) & 0xFF) + 1j * (np.arange(65536) >> 8) - UC8_OFFSET * (1 + 1j)
+).astype(np.complex64) / np.float32(UC8_OFFSET)
 
 
 def uc8_to_mag(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
@@ -56,5 +60,20 @@ def sc16_to_mag(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     return mag
 
 
+def uc8_to_iq(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Complex64 samples of interleaved UC8 I/Q (1.0 = full scale), a gather per sample."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    return UC8_IQ_TABLE.take(data[: data.size & ~1].view("<u2"))
+
+
+def sc16_to_iq(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Complex64 samples of interleaved little-endian SC16 I/Q (1.0 = full scale)."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    iq = data[: data.size & ~3].view("<i2").astype(np.float32)
+    iq *= np.float32(1.0 / SC16_FULL_SCALE)
+    return iq.view(np.complex64)
+
+
 BYTES_PER_SAMPLE = {"uc8": 2, "sc16": 4}
 CONVERTERS = {"uc8": uc8_to_mag, "sc16": sc16_to_mag}
+IQ_CONVERTERS = {"uc8": uc8_to_iq, "sc16": sc16_to_iq}

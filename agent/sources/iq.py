@@ -84,7 +84,6 @@ class IqFileSource:
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Yield verified frames in receive order until the input ends or `stop` is set."""
         width = BYTES_PER_SAMPLE[self.fmt]
-        convert = CONVERTERS[self.fmt]
         pending = b""
         for chunk in self._chunks(stop):
             data = pending + chunk if pending else chunk
@@ -93,7 +92,7 @@ class IqFileSource:
             if not usable:
                 continue
             self.counts["samples"] += usable // width
-            yield from self.demod.process(convert(memoryview(data)[:usable]))
+            yield from self.demod.process_raw(memoryview(data)[:usable], self.fmt)
         if pending:
             self.counts["truncated_bytes"] += len(pending)
         if not stop.is_set():

@@ -44,7 +44,6 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from agent.demod import DemodOptions, Demodulator
-from agent.demod.iq import uc8_to_mag
 from agent.errors import SourceError
 from agent.frame import Frame
 from agent.sources import DEMOD_KEYS, parse_demod_options, parse_rate
@@ -256,7 +255,7 @@ class LiveIq:
             self._anchored = True
         self._fed += n
         self.counts["samples"] += n
-        frames = self.demod.process(uc8_to_mag(memoryview(data)[:usable]))
+        frames = self.demod.process_raw(memoryview(data)[:usable])
         out = []
         for f in frames:
             if f.rx_time < self._last_time:  # a backward re-anchor: keep time monotonic
