@@ -33,6 +33,7 @@ import math
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -323,7 +324,6 @@ class Demodulator:
         df_matrix = np.zeros((self._block_matrix.shape[0], nph, 8), dtype=np.float32)
         df_matrix[:, :, :BLOCK_BITS] = self._block_matrix.reshape(-1, nph, BLOCK_BITS)
         self._df_matrix = df_matrix.reshape(-1, nph * 8)
-        self._trellis = trellis.TrellisModel.for_timing(t)
         self._trellis_all = t.rate in TRELLIS_ALL_RATES
         self._coherent = coherent.CoherentModel.for_timing(t) if t.rate in COHERENT_RATES else None
         # I/Q beside the magnitudes (same indices) once a block came with it: tail,
@@ -344,6 +344,11 @@ class Demodulator:
         if self._noise is None:
             return None
         return 20.0 * math.log10(max(self._noise, 1e-9))
+
+    @cached_property
+    def _trellis_model(self) -> trellis.TrellisModel:
+        """Built on first use: at 2.4 MS/s only retry_weak needs it (half of start-up)."""
+        return trellis.TrellisModel.for_timing(self.timing)
 
     @property
     def wants_iq(self) -> bool:
@@ -731,7 +736,7 @@ class Demodulator:
         nblocks: int,
     ) -> np.ndarray:
         """Trellis margins (k, nblocks * BLOCK_BITS) of the (row r, phase p) pairs."""
-        model = self._trellis
+        model = self._trellis_model
         # r is ascending: its distinct rows and, for each pair, which of them it is.
         first = np.ones(r.size, dtype=bool)
         first[1:] = r[1:] != r[:-1]
