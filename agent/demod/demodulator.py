@@ -83,6 +83,9 @@ TRELLIS_ALL_RATES = frozenset((2_000_000,))
 # Of those, the rates where weak replies are retried in I/Q (coherent.py) when the
 # source passes the complex samples along (process_raw does).
 COHERENT_RATES = frozenset((2_000_000,))
+# Bits repaired in a coherent retry's decode: 1 recovered as many sweep bursts as 3
+# (bench/demod.py), and 3 let one false DF17 through in 21,000 bursts at 5 dB.
+COHERENT_REPAIR_BITS = 1
 # The retry is for weak replies (preamble.WEAK_LEVEL: about 12 dB SNR, above which
 # slicing already recovers every burst of bench/bursts.py).
 
@@ -648,16 +651,18 @@ class Demodulator:
         if idx.size == 0:
             return
         soft = columns[0][idx]
-        for whole, part in zip(columns[1:], self._decode(soft, weak[idx]), strict=True):
+        most = min(self.repair_bits, COHERENT_REPAIR_BITS) if coherent else self.repair_bits
+        for whole, part in zip(columns[1:], self._decode(soft, weak[idx], most), strict=True):
             whole[idx] = part
 
     def _decode(
-        self, soft: np.ndarray, weak: np.ndarray
+        self, soft: np.ndarray, weak: np.ndarray, most: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Bytes (repaired), DF, length, syndrome, class and bits repaired per margin row.
 
         The syndrome of a repaired row is 0; of an ADDRESSED row, the address (or IID).
-        `weak` marks rows from weak preambles, the only ones repaired in more than one bit.
+        `weak` marks rows from weak preambles, the only ones repaired in more than one
+        bit; `most` bits at most (the DF bit of _repair_df included).
         """
         msgs = np.packbits(soft > 0, axis=1)  # (k, 14)
         df = msgs[:, 0] >> 3
@@ -669,20 +674,20 @@ class Demodulator:
         kind = _classify(df, syn)
         fixed = np.zeros(df.size, dtype=np.int8)
         es = (df == 17) | (df == 18)
-        for rows, nbits, most in (
-            (np.flatnonzero(es & (kind == INVALID)), LONG_BITS, self.repair_bits),
+        for rows, nbits, limit in (
+            (np.flatnonzero(es & (kind == INVALID)), LONG_BITS, most),
             (np.flatnonzero((df == 11) & (syn > DF11_MAX_IID)), SHORT_BITS, 1),
         ):
             if rows.size == 0:
                 continue
-            bits, count = repair.find(syn[rows], soft[rows], nbits, most, weak[rows])
+            bits, count = repair.find(syn[rows], soft[rows], nbits, limit, weak[rows])
             done = count > 0
             rows, bits = rows[done], bits[done]
             repair.apply(msgs, rows, bits)
             fixed[rows] = count[done]
             syn[rows] = 0
             kind[rows] = np.where(count[done] == 1, REPAIRED, REPAIRED2)
-        self._repair_df(msgs, df, is_long, syn, kind, fixed, soft, weak)
+        self._repair_df(msgs, df, is_long, syn, kind, fixed, soft, weak, most)
         return msgs, df, is_long, syn, kind, fixed
 
     def _repair_df(
@@ -695,9 +700,10 @@ class Demodulator:
         fixed: np.ndarray,
         soft: np.ndarray,
         weak: np.ndarray,
+        most: int,
     ) -> None:
-        """Weak undecoded rows one DF bit from DF17/18: that bit plus up to
-        repair_bits - 1 others (the DF bit counts towards repair_bits). In place."""
+        """Weak undecoded rows one DF bit from DF17/18: that bit plus up to most - 1
+        others (the DF bit counts towards `most`). In place."""
         rows = np.flatnonzero(weak & ((kind == INVALID) | ((kind == ADDRESSED) & (df != 11))))
         if rows.size == 0:
             return
@@ -710,9 +716,9 @@ class Demodulator:
         tsyn = crc.syndromes(trial)
         count = np.where(tsyn == 0, 0, -1).astype(np.int8)
         more = np.flatnonzero(tsyn != 0)
-        if self.repair_bits > 1 and more.size:
+        if most > 1 and more.size:
             bits, extra = repair.find(
-                tsyn[more], soft[rows[more]], LONG_BITS, self.repair_bits - 1, weak[rows[more]]
+                tsyn[more], soft[rows[more]], LONG_BITS, most - 1, weak[rows[more]]
             )
             found = extra > 0
             repair.apply(trial, more[found], bits[found])
