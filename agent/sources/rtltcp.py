@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agent.frame import Frame
 from agent.sources.gain import AdaptiveGain, GainStep
@@ -54,9 +54,6 @@ R820T_GAINS_TENTHS = (
     0, 9, 14, 27, 37, 77, 87, 125, 144, 157, 166, 197, 207, 229, 254,
     280, 297, 328, 338, 364, 372, 386, 402, 421, 434, 439, 445, 480, 496,
 )  # fmt: skip
-# Bytes gathered before demodulating: recv() returns what is there (a few KiB when the
-# agent keeps up), and the demodulator's per-call cost makes tiny blocks expensive.
-MIN_BLOCK_BYTES = 131_072
 # TCP delivers in bursts: allow more sample/wall clock skew than a local dongle.
 MAX_SKEW_S = 0.5
 
@@ -127,7 +124,6 @@ class _Connection:
 
     header: bytes = b""
     ignore: bool = False  # not an rtl_tcp server: skip until the next connection
-    block: bytearray = field(default_factory=bytearray)
 
 
 class RtlTcpSource:
@@ -179,8 +175,7 @@ class RtlTcpSource:
 
         def on_connect() -> None:
             conn.header, conn.ignore = b"", False
-            conn.block.clear()
-            self.live.restart()
+            self.live.restart()  # (gathers nothing more: LiveIq demodulates in blocks)
 
         stream = _CommandStream(
             self.host,
@@ -204,11 +199,7 @@ class RtlTcpSource:
                 if not self._accept_header(conn.header, stream):
                     conn.ignore = True
                     continue
-            conn.block += chunk
-            if len(conn.block) < MIN_BLOCK_BYTES:
-                continue
-            frames, step = self.live.feed(bytes(conn.block), self.clock())
-            conn.block.clear()
+            frames, step = self.live.feed(bytes(chunk), self.clock())
             if step is not None:
                 self._set_gain(stream, step)
             yield from frames
