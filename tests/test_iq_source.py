@@ -55,6 +55,18 @@ def test_sc16_of_the_same_recording_gives_the_same_frames(
     assert [h for h, _ in _hexes(src)] == [h for h, _ in modes1_frames]
 
 
+def test_sc16_at_2000_gives_the_same_frames_through_the_iq_path(tmp_path: Path) -> None:
+    # At 2.0 MS/s the demodulator also reads the complex samples (coherent retry).
+    uc8 = shared_data("iq/modes1.bin").read_bytes()
+    u = np.frombuffer(uc8, dtype=np.uint8).astype(np.int32)
+    path = tmp_path / "modes1_2000.sc16"
+    path.write_bytes((u * 256 - 32640).astype("<i2").tobytes())
+    as_uc8 = [h for h, _ in _hexes(IqFileSource(str(shared_data("iq/modes1.bin")), rate=2.0e6))]
+    as_sc16 = [h for h, _ in _hexes(IqFileSource(str(path), rate=2.0e6, fmt="sc16"))]
+    assert as_sc16 == as_uc8
+    assert len(as_uc8) >= 284
+
+
 def test_small_odd_blocks_give_the_same_frames(modes1_frames: list[tuple[str, float]]) -> None:
     src = IqFileSource(str(shared_data(MODES1_24)), rate=2.4e6, block_samples=12347)
     assert _hexes(src) == modes1_frames
