@@ -7,7 +7,12 @@ one-bit change moves the magnitudes little (measured: about 5.5 dB less distance
 aligned reply). In I/Q the picture is linear: once the carrier's frequency offset and
 phase are taken out, the real part of each sample is amplitude x (half-bits filtered by
 the front end) + Gaussian noise of half the noise power, and the best bit sequence is a
-least-squares fit over a short trellis. This recovers what the magnitude trellis cannot.
+least-squares fit over a short trellis. This recovers what the magnitude trellis cannot:
+90 % of bench/demod.py's 2.0 MS/s bursts at about 8.5 dB instead of 11.4.
+
+The Demodulator uses it as a retry, for weak replies the magnitude trellis could not
+decode: on real recordings the magnitude trellis decodes a few replies this one does not
+(18 against 14 on phwl_x-1; a carrier that drifts within a reply would do that).
 
 Per candidate (a start sample and its sub-sample phase from the preamble stage):
 1. carrier: the reply is on-off keyed, so its spectrum peaks at the carrier offset. A
