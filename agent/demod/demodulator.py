@@ -83,9 +83,10 @@ TRELLIS_ALL_RATES = frozenset((2_000_000,))
 # Of those, the rates where weak replies are retried in I/Q (coherent.py) when the
 # source passes the complex samples along (process_raw does).
 COHERENT_RATES = frozenset((2_000_000,))
-# Bits repaired in a coherent retry's decode: 1 recovered as many sweep bursts as 3
-# (bench/demod.py), and 3 let one false DF17 through in 21,000 bursts at 5 dB.
-COHERENT_REPAIR_BITS = 1
+# Bits repaired in a coherent retry's decode (bench/demod.py's 2.0 MS/s sweep, 3-bit
+# default): 90 % of bursts at 8.9 dB with 1, 8.6 with 2, 8.5 with 3, which also let
+# one false DF17 through (3 bits at 5 dB) in 21,000 bursts.
+COHERENT_REPAIR_BITS = 2
 # The retry is for weak replies (preamble.WEAK_LEVEL: about 12 dB SNR, above which
 # slicing already recovers every burst of bench/bursts.py).
 
