@@ -482,26 +482,10 @@ class Demodulator:
         # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
         pre = sliding_window_view(buf, self._score_matrix.shape[0])[s]
         fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
-        # The looser of the two sets of tests below first, over everything (inside
-        # phase_scores); both only where it passes (a few per cent of the survivors).
-        strict_snr = self._strict_snr
-        rows, snr, level, pulse = preamble.phase_scores(
-            pre,
-            self._score_matrix,
-            t,
-            fl,
-            min(strict_snr, preamble.WEAK_PREAMBLE_SNR),
-            min(preamble.FLOOR_SNR, preamble.WEAK_FLOOR_SNR),
+        rows, good, snr, level, weak = preamble.phase_scores(
+            pre, self._score_matrix, t, fl, self._strict_snr
         )
-        s, fl = s[rows], fl[rows, None]
-        good = ((snr >= strict_snr) & (pulse > np.float32(preamble.FLOOR_SNR) * fl)) | (
-            (snr >= preamble.WEAK_PREAMBLE_SNR)
-            & (pulse > np.float32(preamble.WEAK_FLOOR_SNR) * fl)
-            & (level < np.float32(preamble.WEAK_LEVEL) * fl)
-        )
-        rows = np.flatnonzero(good.any(axis=1))
-        s, good, level, snr, fl = s[rows], good[rows], level[rows], snr[rows], fl[rows]
-        weak = level < np.float32(preamble.WEAK_LEVEL) * fl  # per (row, phase)
+        s = s[rows]
         # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
         # others decode the same reply less cleanly (or not at all) and cost slicing.
         if not self._trellis_all and good.shape[1] > PHASES_PER_PREAMBLE:

@@ -246,50 +246,60 @@ def phase_scores(
     matrix: np.ndarray,
     timing: Timing,
     floor: np.ndarray,
-    min_snr: float,
-    min_floors: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Preamble scores of every phase, for the candidates where some phase passes the
-    loosest tests (second-weakest pulse at least `min_snr` times the mean quiet level
-    and `min_floors` times the noise floor): most survivors of the screen do not, and
-    the scores of those are never computed.
+    strict_snr: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stage 2: which phases of each candidate pass the preamble tests, for the
+    candidates where some phase does.
+
+    A phase passes the strict tests (second-weakest pulse energy at least `strict_snr`
+    times the mean quiet energy, its magnitude FLOOR_SNR times the noise floor) or,
+    when its mean pulse is under WEAK_LEVEL floors, the weak ones (WEAK_PREAMBLE_SNR,
+    WEAK_FLOOR_SNR). Every test runs over all candidates in the transposed layout of
+    the product, where each (quantity, phase) is one contiguous row: testing loosely
+    first and gathering the survivors' scores (about half of them pass) cost twice as
+    much as the tests themselves.
 
     Args:
         win: (n, >= len(matrix)) magnitudes from each candidate's start sample.
         matrix: score_matrix(timing).
         floor: (n,) noise floor (mean magnitude) at each candidate.
     Returns:
-        (rows, snr, level, pulse): the candidates kept (indices into win), and float32
-        arrays (kept, phases): `snr` is the second-weakest pulse energy over the mean
-        quiet energy; `level` the mean pulse magnitude (full scale = 1); `pulse` the
-        second-weakest pulse magnitude, for the noise-floor tests.
+        (rows, good, snr, level, weak): the candidates kept (indices into win), and
+        (kept, phases) arrays: `good` which phases pass; `snr` (float32) the
+        second-weakest pulse energy over the mean quiet energy; `level` (float32) the
+        mean pulse magnitude (full scale = 1); `weak` whether level is under
+        WEAK_LEVEL noise floors.
     """
     nph = len(timing.phases)
-    # Transposed product: each (quantity, phase) is a contiguous row over candidates,
-    # so the element-wise steps below run over long rows, not over rows of 5.
     e = matrix.T @ win[:, : matrix.shape[0]].T
     a, b, c, d = (e[k * nph : (k + 1) * nph] for k in range(4))
     second = _second_lowest(a, b, c, d)
-    quiet = e[4 * nph :]
     h = np.float32(1 / timing.half_bit)
-    ok = second >= np.float32(min_snr) * quiet
-    ok &= second * h > np.float32(min_floors) * floor
-    rows = np.flatnonzero(ok.any(axis=0))
-    # take(): C-contiguous rows; e[:, rows] comes out column-major, and every step on it
-    # below (and on its transposes in the caller) ran strided, several times slower.
-    e = np.take(e, rows, axis=1)
-    a, b, c, d = (e[k * nph : (k + 1) * nph] for k in range(4))
-    second = _second_lowest(a, b, c, d)
-    quiet = e[4 * nph :]
-    # snr, level, pulse as (candidate, phase) rows for the caller: one transposing copy.
-    out = np.empty((3, nph, rows.size), dtype=np.float32)
-    np.divide(second, np.maximum(quiet, np.float32(1e-6)), out=out[0])
-    high = np.add(a, b, out=out[1])
-    high += c + d
-    high *= h / 4
-    np.multiply(second, h, out=out[2])
-    snr, level, pulse = out.transpose(0, 2, 1).copy()
-    return rows, snr, level, pulse
+    snr = np.maximum(e[4 * nph :], np.float32(1e-6))
+    np.divide(second, snr, out=snr)
+    pulse = np.multiply(second, h, out=second)
+    level = np.add(a, b)
+    level += np.add(c, d, out=a)  # a is not needed any more
+    level *= h / 4
+    weak = level < np.float32(WEAK_LEVEL) * floor
+    good = snr >= np.float32(strict_snr)
+    good &= pulse > np.float32(FLOOR_SNR) * floor
+    loose = snr >= np.float32(WEAK_PREAMBLE_SNR)
+    loose &= pulse > np.float32(WEAK_FLOOR_SNR) * floor
+    loose &= weak
+    good |= loose
+    rows = np.flatnonzero(np.logical_or.reduce(good, axis=0))
+    # The kept columns as (candidate, phase) rows for the caller: gathered into one
+    # array per dtype, then one transposing copy each.
+    scores = np.empty((2, nph, rows.size), dtype=np.float32)
+    np.take(snr, rows, axis=1, out=scores[0])
+    np.take(level, rows, axis=1, out=scores[1])
+    flags = np.empty((2, nph, rows.size), dtype=bool)
+    np.take(good, rows, axis=1, out=flags[0])
+    np.take(weak, rows, axis=1, out=flags[1])
+    snr, level = scores.transpose(0, 2, 1).copy()
+    good, weak = flags.transpose(0, 2, 1).copy()
+    return rows, good, snr, level, weak
 
 
 def _second_lowest(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
