@@ -118,19 +118,15 @@ def _clusters(starts: np.ndarray) -> int:
     return int(starts.size and 1 + np.count_nonzero(np.diff(starts) > 2))
 
 
-def _kth_largest(cols: np.ndarray, k: int) -> np.ndarray:
-    """Per column of `cols` (phases, n), its k-th largest value, ties counted.
+def _any_phase(good: np.ndarray) -> np.ndarray:
+    """Rows of a (n, phases) bool array with some phase set.
 
-    A running top-k over the few rows (k + 1 whole-row min/max per row): np.partition
-    over rows of five costs a call per row.
+    One OR per phase column: any(axis=1) over rows of five was 8x slower.
     """
-    top = [np.full(cols.shape[1], -np.inf, dtype=cols.dtype) for _ in range(k)]
-    for x in cols:
-        for i in range(k):  # insert x, pushing the smaller value down the list
-            hi = np.maximum(top[i], x)
-            x = np.minimum(top[i], x)
-            top[i] = hi
-    return top[k - 1]
+    out = good[:, 0].copy()
+    for col in range(1, good.shape[1]):
+        out |= good[:, col]
+    return out
 
 
 def _acceptable_df(
@@ -482,15 +478,13 @@ class Demodulator:
         # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
         pre = sliding_window_view(buf, self._score_matrix.shape[0])[s]
         fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
-        rows, good, snr, level, weak = preamble.phase_scores(
-            pre, self._score_matrix, t, fl, self._strict_snr
-        )
-        s = s[rows]
         # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
         # others decode the same reply less cleanly (or not at all) and cost slicing.
-        if not self._trellis_all and good.shape[1] > PHASES_PER_PREAMBLE:
-            score = np.where(good, snr, np.float32(-1))
-            good &= score >= _kth_largest(score.T, PHASES_PER_PREAMBLE)[:, None]
+        max_phases = 0 if self._trellis_all else PHASES_PER_PREAMBLE
+        rows, good, level, weak = preamble.phase_scores(
+            pre, self._score_matrix, t, fl, self._strict_snr, max_phases
+        )
+        s = s[rows]
 
         mine = (s >= self._lo) & (s < decide)
         self.counts["preambles"] += _clusters(s[mine])
@@ -509,13 +503,13 @@ class Demodulator:
             head_df = (head[:, :BLOCK_BITS] > 0) @ _DF_WEIGHTS
             good[r, p], _ = _acceptable_df(head_df, head[:, :BLOCK_BITS], weak[r, p])
             long = np.ones_like(good)  # the trellis decides every bit anyway
-        rows = np.flatnonzero(good.any(axis=1))
+        rows = np.flatnonzero(_any_phase(good))
         self.counts["rejected_df"] += int(np.count_nonzero(mine)) - int(
             np.count_nonzero(mine[rows])
         )
         if rows.size == 0:
             return None
-        s, good, level, mine, snr = s[rows], good[rows], level[rows], mine[rows], snr[rows]
+        s, good, level, mine = s[rows], good[rows], level[rows], mine[rows]
         # From here on one entry per (row, phase) pair that passed stages 2 and 3.
         r, p = np.nonzero(good)  # row-major: ascending time
         weak = weak[rows][r, p]

@@ -247,7 +247,8 @@ def phase_scores(
     timing: Timing,
     floor: np.ndarray,
     strict_snr: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    max_phases: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stage 2: which phases of each candidate pass the preamble tests, for the
     candidates where some phase does.
 
@@ -263,12 +264,14 @@ def phase_scores(
         win: (n, >= len(matrix)) magnitudes from each candidate's start sample.
         matrix: score_matrix(timing).
         floor: (n,) noise floor (mean magnitude) at each candidate.
+        max_phases: when > 0, of the phases that pass only this many per candidate
+            are kept, those of the highest SNR (second-weakest pulse energy over the
+            mean quiet energy; ties all kept).
     Returns:
-        (rows, good, snr, level, weak): the candidates kept (indices into win), and
-        (kept, phases) arrays: `good` which phases pass; `snr` (float32) the
-        second-weakest pulse energy over the mean quiet energy; `level` (float32) the
-        mean pulse magnitude (full scale = 1); `weak` whether level is under
-        WEAK_LEVEL noise floors.
+        (rows, good, level, weak): the candidates kept (indices into win), and
+        (kept, phases) arrays: `good` which phases pass; `level` (float32) the mean
+        pulse magnitude (full scale = 1); `weak` whether level is under WEAK_LEVEL
+        noise floors.
     """
     nph = len(timing.phases)
     e = matrix.T @ win[:, : matrix.shape[0]].T
@@ -289,17 +292,32 @@ def phase_scores(
     loose &= weak
     good |= loose
     rows = np.flatnonzero(np.logical_or.reduce(good, axis=0))
-    # The kept columns as (candidate, phase) rows for the caller: gathered into one
-    # array per dtype, then one transposing copy each.
-    scores = np.empty((2, nph, rows.size), dtype=np.float32)
-    np.take(snr, rows, axis=1, out=scores[0])
-    np.take(level, rows, axis=1, out=scores[1])
+    # The kept columns, still one row per phase (contiguous), then one transposing
+    # copy per dtype into the (candidate, phase) rows the caller indexes.
+    level = np.take(level, rows, axis=1)
     flags = np.empty((2, nph, rows.size), dtype=bool)
     np.take(good, rows, axis=1, out=flags[0])
     np.take(weak, rows, axis=1, out=flags[1])
-    snr, level = scores.transpose(0, 2, 1).copy()
+    if 0 < max_phases < nph:
+        score = np.where(flags[0], np.take(snr, rows, axis=1), np.float32(-1))
+        flags[0] &= score >= _kth_largest(score, max_phases)
     good, weak = flags.transpose(0, 2, 1).copy()
-    return rows, good, snr, level, weak
+    return rows, good, level.T.copy(), weak
+
+
+def _kth_largest(cols: np.ndarray, k: int) -> np.ndarray:
+    """Per column of `cols` (phases, n), its k-th largest value, ties counted.
+
+    A running top-k over the few rows (k + 1 whole-row min/max per row): np.partition
+    over rows of five costs a call per row.
+    """
+    top = [np.full(cols.shape[1], -np.inf, dtype=cols.dtype) for _ in range(k)]
+    for x in cols:
+        for i in range(k):  # insert x, pushing the smaller value down the list
+            hi = np.maximum(top[i], x)
+            x = np.minimum(top[i], x)
+            top[i] = hi
+    return top[k - 1]
 
 
 def _second_lowest(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
