@@ -220,6 +220,8 @@ class _Batch:
     repaired: list[int]  # bits repaired
     syn: list[int]  # syndrome of msg (after repair): 0, an IID or an address
     icao: list[int]  # address a known-address check looks up (ADDRESSED only)
+    aa: list[int]  # the AA field (bytes 1-3): the address a clean frame confirms
+    df: list[int]
     kind: list[int]  # static part of the class: CLEAN_ES ... ADDRESSED
     confidence: list[float]  # mean |bit margin|: which of two equal-class decodes wins
     dbfs: list[float]  # preamble pulse level in dBFS
@@ -759,7 +761,8 @@ class Demodulator:
     ) -> _Batch:
         """The chosen decodes as plain lists, timed and levelled in numpy."""
         syn_out = np.where(kind == ADDRESSED, syn, 0).astype(np.int64)
-        icao = np.where(df == 11, _address(chosen), syn_out)
+        aa = _address(chosen)
+        icao = np.where(df == 11, aa, syn_out)
         t_abs = tsub + self._base * SUB
         length = np.where(is_long, self._long_len, self._short_len)
         rx = self.start_time + t_abs / (SUB * self.sample_rate)
@@ -775,6 +778,8 @@ class Demodulator:
             repaired=fixed.tolist(),
             syn=syn_out.tolist(),
             icao=icao.tolist(),
+            aa=aa.tolist(),
+            df=df.tolist(),
             kind=kind.tolist(),
             confidence=conf.tolist(),
             dbfs=dbfs.tolist(),
@@ -862,9 +867,11 @@ class Demodulator:
             return frames
         seen = self.verifier.seen_recently
         check = self.verifier.check
-        accept = self.verifier.accept_clean
+        confirm = self.verifier.confirm_clean
         counts = self.counts
         t, end, kind, conf, icao, rx = b.t, b.end, b.kind, b.confidence, b.icao, b.rx_time
+        # Accepted frames per DF, into the Counters once per batch (not per frame).
+        accepted, clean = [0] * 32, [0] * 32
         busy = self._busy_until
         n = len(t)
         for i in range(n):
@@ -888,17 +895,23 @@ class Demodulator:
             else:
                 repaired = b.repaired[i]
                 frame = Frame(b.msg[i], rx[i], b.dbfs[i], self.source, None, repaired)
-                if k >= SELF_CHECKED:
-                    accept(frame)
+                df = b.df[i]
+                if k >= SELF_CHECKED:  # the verifier's accept_clean, counted below
+                    confirm(df, b.aa[i], repaired, rx[i])
+                    clean[df] += 1
                 elif not check(frame, b.syn[i]).accepted:
                     counts["rejected_verifier"] += 1
                     continue
                 if repaired:
                     counts["repaired"] += 1
-                counts[_ACCEPTED_KEYS[frame.df]] += 1
+                accepted[df] += 1
                 busy = e
                 frames.append(frame)
                 continue
             counts["rejected_overlap"] += 1
+        self.verifier.count_accepted(clean)
+        for df, count in enumerate(accepted):
+            if count:
+                counts[_ACCEPTED_KEYS[df]] += count
         self._busy_until = busy
         return frames
