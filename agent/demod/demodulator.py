@@ -631,8 +631,15 @@ class Demodulator:
         idx = np.concatenate([idx for idx, _ in groups])
         if idx.size == 0:
             return
-        soft = columns[0][idx]
         most = min(self.repair_bits, COHERENT_REPAIR_BITS) if coherent else self.repair_bits
+        if idx.size == columns[0].shape[0]:
+            # Every row (the groups' rows are distinct): decoded in row order, which is
+            # the same row by row, without gathering the margins and scattering back.
+            decoded = self._decode(columns[0], weak, most)
+            for whole, part in zip(columns[1:], decoded, strict=True):
+                whole[...] = part
+            return
+        soft = columns[0][idx]
         for whole, part in zip(columns[1:], self._decode(soft, weak[idx], most), strict=True):
             whole[idx] = part
 
