@@ -52,14 +52,18 @@ def _recovered(
     return len(hits) / len(sent)
 
 
-def test_high_snr_bursts_all_recovered_at_2400() -> None:
-    assert _recovered(2_400_000, 20.0) == 1.0
+@pytest.mark.parametrize("snr_db", [12.0, 16.0, 20.0])
+def test_high_snr_bursts_all_recovered_at_2400(snr_db: float) -> None:
+    assert _recovered(2_400_000, snr_db) == 1.0
 
 
-def test_high_snr_bursts_all_recovered_at_2000() -> None:
+@pytest.mark.parametrize("snr_db", [14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])
+def test_high_snr_bursts_all_recovered_at_2000(snr_db: float) -> None:
     # Pulses straddling two samples: first-minus-second slicing stopped near 70 % here;
-    # the trellis (agent/demod/trellis.py) decides each bit with its neighbour in view.
-    assert _recovered(2_000_000, 20.0) == 1.0
+    # the trellis (agent/demod/trellis.py) decides each bit with its neighbour in view,
+    # and misreads a few strong replies straddling by about half (one of these 300 at
+    # 17 dB): those are decided again from the I/Q.
+    assert _recovered(2_000_000, snr_db) == 1.0
 
 
 def test_sensitivity_floor_at_2400() -> None:
