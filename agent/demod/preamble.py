@@ -172,7 +172,8 @@ class Scratch:
     def __init__(self, plan: ScreenPlan):
         size = STRIP + plan.reach
         self.buf = [np.empty(size, dtype=np.float32) for _ in range(6)]
-        self.hits = np.empty(size, dtype=bool)
+        # Whole 8-byte words (see _set_indices): rounded up, plus a spare word.
+        self.hits = np.empty(-(-size // 8) * 8 + 8, dtype=bool)
 
 
 def _screen_strip(
@@ -218,10 +219,27 @@ def _screen_strip(
     np.maximum(quiet, qmax, out=quiet)
     # second-weakest pulse / 2 > SCREEN_RATIO * quiet / nquiet, as one multiply and compare.
     pulses *= np.float32(plan.nquiet / (2 * SCREEN_RATIO))
-    hits = np.flatnonzero(np.greater(pulses, quiet, out=w.hits[:n]))
+    np.greater(pulses, quiet, out=w.hits[:n])
+    hits = _set_indices(w.hits, n)
     # The noise-floor test on the few hits only.
     hits = hits[pulses[hits] > min_quiet]
     return hits, pulses[hits], qmax[hits]
+
+
+def _set_indices(mask: np.ndarray, n: int) -> np.ndarray:
+    """np.flatnonzero(mask[:n]) for a sparse mask, by 8-byte words.
+
+    flatnonzero costs about 0.5 ns per entry, set or not; on the screen's masks (about
+    one entry in 15 set, in runs) finding the nonzero words first and then the set
+    bytes of those few words took 60 % of its time. `mask` (a Scratch buffer) must be
+    8-byte aligned with room to round n up to a whole word; the padding is cleared.
+    """
+    whole = -(-n // 8) * 8
+    mask[n:whole] = False
+    words = mask[:whole].view(np.uint64)
+    nonzero = np.flatnonzero(words != 0)  # on a bool array: flatnonzero's fast path
+    at = np.flatnonzero(words.take(nonzero).view(np.bool_))
+    return (nonzero[at >> 3] << 3) | (at & 7)
 
 
 def score_matrix(timing: Timing) -> np.ndarray:
