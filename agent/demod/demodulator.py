@@ -32,6 +32,7 @@ import ctypes
 import math
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -118,39 +119,28 @@ def _clusters(starts: np.ndarray) -> int:
     return int(starts.size and 1 + np.count_nonzero(np.diff(starts) > 2))
 
 
-def _any_phase(good: np.ndarray) -> np.ndarray:
-    """Rows of a (n, phases) bool array with some phase set.
-
-    One OR per phase column: any(axis=1) over rows of five was 8x slower.
-    """
-    out = good[:, 0].copy()
-    for col in range(1, good.shape[1]):
-        out |= good[:, col]
-    return out
-
-
 def _acceptable_df(
-    df: np.ndarray, margins: np.ndarray, weak: np.ndarray
+    df: np.ndarray, weak: np.ndarray, df_margins: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which sliced DFs are worth slicing the rest of the reply for, and which of
-    those must be sliced long (112 bits).
+    """Which sliced DFs (one per (start, phase) pair) are worth slicing the rest of the
+    reply for, and which of those must be sliced long (112 bits).
 
     An acceptable DF, or in a weak reply one whose least certain bit, flipped, makes
     DF17/18 (Demodulator._repair_df may repair it; such a reply is sliced long).
+    df_margins(idx) gives the (idx.size, 5) margins of the DF bits of entries idx:
+    only those few entries need them.
     """
-    ok = _ACCEPTABLE_DF_TABLE[df]
+    ok = _ACCEPTABLE_DF_TABLE.take(df)
     long = df >= 16
     # Only the few weak entries whose DF is one bit from DF17/18 and not acceptable
     # already can change: the least-certain-bit search runs on those alone (it was a
     # gather and an argmin over every weak entry, most of them noise).
-    near = np.flatnonzero((weak & _NEAR_ES_TABLE[df]).ravel())
+    near = np.flatnonzero(weak & _NEAR_ES_TABLE.take(df))
     if near.size:
-        target, _ = repair.extended_squitter_df(
-            df.ravel()[near], margins.reshape(-1, margins.shape[-1])[near]
-        )
+        target, _ = repair.extended_squitter_df(df[near], df_margins(near))
         near = near[target > 0]
-        ok.ravel()[near] = True
-        long.ravel()[near] = True
+        ok[near] = True
+        long[near] = True
     return ok, long
 
 
@@ -490,32 +480,39 @@ class Demodulator:
 
         mine = (s >= self._lo) & (s < decide)
         self.counts["preambles"] += _clusters(s[mine])
-        # DF (the first BLOCK_BITS = 5 bits) of every phase before slicing the rest.
+        # From here on one entry per (row, phase) pair that passed stage 2, row-major
+        # (ascending time): the DF check works on these (about a third of all phases).
+        flat = np.flatnonzero(good)
+        nph = good.shape[1]
+        r, p = flat // nph, flat % nph
+        pair_weak = weak.ravel().take(flat)
+        # DF (the first BLOCK_BITS = 5 bits) of every pair before slicing the rest.
         if not self._trellis_all:
-            # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each.
+            # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each
+            # (every phase of a row in one product: cheaper than one per pair).
             head = sliding_window_view(buf, self._df_matrix.shape[0])[s + t.block_base]
             head = head @ self._df_matrix
-            df_bits = head.reshape(*good.shape, 8)[..., :BLOCK_BITS]
-            head_df = np.packbits(head > 0).reshape(good.shape) >> 3
-            ok, long = _acceptable_df(head_df, df_bits, weak)
-            good &= ok
+            head_df = np.packbits(head > 0).take(flat) >> 3
+            df_bits = head.reshape(-1, 8)
+            ok, long = _acceptable_df(head_df, pair_weak, lambda i: df_bits[flat[i], :BLOCK_BITS])
         else:
-            r, p = np.nonzero(good)
             head = self._trellis_bits(buf, s, r, p, level, _HEAD_BLOCKS)
             head_df = (head[:, :BLOCK_BITS] > 0) @ _DF_WEIGHTS
-            good[r, p], _ = _acceptable_df(head_df, head[:, :BLOCK_BITS], weak[r, p])
-            long = np.ones_like(good)  # the trellis decides every bit anyway
-        rows = np.flatnonzero(_any_phase(good))
+            ok, _ = _acceptable_df(head_df, pair_weak, lambda i: head[i, :BLOCK_BITS])
+            long = np.ones_like(ok)  # the trellis decides every bit anyway
+        keep = np.flatnonzero(ok)
+        r, p, long, weak = r[keep], p[keep], long[keep], pair_weak[keep]
+        # The rows with an acceptable pair, and each pair's index among them.
+        first = np.ones(r.size, dtype=bool)
+        first[1:] = r[1:] != r[:-1]
+        rows = r[first]
         self.counts["rejected_df"] += int(np.count_nonzero(mine)) - int(
             np.count_nonzero(mine[rows])
         )
         if rows.size == 0:
             return None
-        s, good, level, mine = s[rows], good[rows], level[rows], mine[rows]
-        # From here on one entry per (row, phase) pair that passed stages 2 and 3.
-        r, p = np.nonzero(good)  # row-major: ascending time
-        weak = weak[rows][r, p]
-        long = long[rows][r, p]
+        s, level, mine = s[rows], level[rows], mine[rows]
+        r = np.cumsum(first) - 1
         # Rows within 2 samples of each other belong to one preamble (its cluster).
         cluster = np.concatenate(([0], np.cumsum(np.diff(s) > 2)))[r]
         # Bits of every pair (each (start, phase) can be the one that decodes).
