@@ -155,10 +155,13 @@ def screen(
     for lo in range(0, limit, STRIP):
         hi = min(lo + STRIP, limit)
         level = floor[lo // window : min((hi - 1) // window + 1, floor.size)].min()
-        hits, pulses, qmax = _screen_strip(mag, plan, lo, hi, scratch, level * to_quiet)
+        hits, pulses, qmax = _screen_strip(mag, plan, lo, hi, scratch)
         hits += lo
         own = loud_level[np.minimum(hits // window, floor.size - 1)]
-        found.append(hits[(pulses <= own) | (qmax < pulses * quiet_ratio)])
+        # The noise-floor test and the loud-quiet-sample test, on the hits only.
+        keep = pulses > level * to_quiet
+        keep &= (pulses <= own) | (qmax < pulses * quiet_ratio)
+        found.append(hits[keep])
     return np.concatenate(found)
 
 
@@ -177,10 +180,10 @@ class Scratch:
 
 
 def _screen_strip(
-    mag: np.ndarray, plan: ScreenPlan, lo: int, hi: int, w: Scratch, min_quiet: np.float32
+    mag: np.ndarray, plan: ScreenPlan, lo: int, hi: int, w: Scratch
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hits (relative to lo) of one strip, with their scaled pulse and loudest quiet
-    sample (on the scale of MAX_QUIET_SAMPLE's test)."""
+    """Hits (relative to lo) of one strip's ratio tests, with their scaled pulse and
+    loudest quiet sample (on the scale of MAX_QUIET_SAMPLE's test)."""
     n = hi - lo
     length = n + plan.reach
     seg = mag[lo : lo + length]
@@ -221,8 +224,6 @@ def _screen_strip(
     pulses *= np.float32(plan.nquiet / (2 * SCREEN_RATIO))
     np.greater(pulses, quiet, out=w.hits[:n])
     hits = _set_indices(w.hits, n)
-    # The noise-floor test on the few hits only.
-    hits = hits[pulses[hits] > min_quiet]
     return hits, pulses[hits], qmax[hits]
 
 
