@@ -41,7 +41,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from agent import crc
 from agent.demod import coherent, preamble, repair, slicer, trellis
-from agent.demod.iq import CONVERTERS, IQ_CONVERTERS
+from agent.demod.iq import BYTES_PER_SAMPLE, CONVERTERS, IQ_CONVERTERS
 from agent.demod.timing import BLOCK_BITS, LONG_BITS, SHORT_BITS, Timing
 from agent.frame import Frame
 from agent.verify import ADDRESS_PARITY_DFS, FrameVerifier
@@ -354,7 +354,12 @@ class Demodulator:
         the demodulator decides in I/Q.
         """
         iq = IQ_CONVERTERS[fmt](raw) if self.wants_iq else None
-        return self.process(CONVERTERS[fmt](raw), iq)
+        # Magnitudes straight into the buffer behind the tail: no block-sized array to
+        # allocate, fault in and copy there.
+        ntail = self._tail.size
+        buf = self._grow(ntail + memoryview(raw).nbytes // BYTES_PER_SAMPLE[fmt])
+        CONVERTERS[fmt](raw, out=buf[ntail:])
+        return self._process(buf, ntail, iq)
 
     def process(self, mag: np.ndarray, iq: np.ndarray | None = None) -> list[Frame]:
         """Demodulate one block of magnitudes; returns the frames decided so far.
@@ -367,6 +372,14 @@ class Demodulator:
                 every block or with none (ValueError otherwise).
         """
         mag = np.asarray(mag, dtype=np.float32)
+        ntail = self._tail.size
+        buf = self._grow(ntail + mag.size)
+        buf[ntail:] = mag
+        return self._process(buf, ntail, iq)
+
+    def _process(self, buf: np.ndarray, ntail: int, iq: np.ndarray | None) -> list[Frame]:
+        """process() of the block buf[ntail:], already behind the tail in buf."""
+        mag = buf[ntail:]
         use_iq = iq is not None and self.wants_iq
         if self._iq_mode is None and mag.size:
             self._iq_mode = use_iq
@@ -377,26 +390,23 @@ class Demodulator:
         if use_iq and np.shape(iq) != mag.shape:
             raise ValueError("iq and mag must hold the same samples")
         self._track_noise(mag)
-        buf = self._append(mag)
         if use_iq:
             self._iq_buf = self._append_iq(np.asarray(iq, dtype=np.complex64))
         return self._run(buf, final=False)
 
-    def _append(self, mag: np.ndarray) -> np.ndarray:
-        """The tail and the block side by side in one buffer kept across calls (a fresh
-        buffer per block would be allocated and faulted in again every time)."""
+    def _grow(self, need: int) -> np.ndarray:
+        """The first `need` samples of the buffer kept across calls, the tail in front
+        (a fresh buffer per block would be allocated and faulted in again every time);
+        the caller writes the block behind the tail."""
         ntail = self._tail.size
-        need = ntail + mag.size
         if self._store.size < need:
             store = np.empty(max(need, 2 * self._store.size), dtype=np.float32)
             store[:ntail] = self._tail
             self._store = store
-        buf = self._store[:need]
-        buf[ntail:] = mag
-        return buf
+        return self._store[:need]
 
     def _append_iq(self, iq: np.ndarray) -> np.ndarray:
-        """As _append, for the complex samples."""
+        """The I/Q tail and block side by side, as _grow and process do for magnitudes."""
         ntail = self._iq_tail.size
         need = ntail + iq.size
         if self._iq_store.size < need:
