@@ -632,15 +632,14 @@ class Demodulator:
             if idx.size == 0:
                 continue
             if coherent:
-                soft = self._coherent_bits(s, r[idx], p[idx])
+                columns[0][idx] = self._coherent_bits(s, r[idx], p[idx])
             elif trellis or self._trellis_all:
                 soft = self._trellis_bits(buf, s, r[idx], p[idx], level, _LONG_BLOCKS)
-                soft = soft[:, :LONG_BITS]
+                columns[0][idx] = soft[:, :LONG_BITS]
             else:
-                soft = slicer.pair_margins(
-                    buf, s[r[idx]], p[idx], self._block_matrix, self.timing, nbits
+                slicer.pair_margins(
+                    buf, s[r[idx]], p[idx], self._block_matrix, self.timing, nbits, columns[0], idx
                 )
-            columns[0][idx, : soft.shape[1]] = soft
         idx = np.concatenate([idx for idx, _ in groups])
         if idx.size == 0:
             return

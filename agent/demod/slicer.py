@@ -47,8 +47,12 @@ def pair_margins(
     matrix: np.ndarray,
     timing: Timing,
     nbits: int,
+    out: np.ndarray | None = None,
+    at: np.ndarray | None = None,
 ) -> np.ndarray:
-    """First-minus-second margins (k, nbits) of k (start, phase) pairs.
+    """First-minus-second margins (k, nbits) of k (start, phase) pairs, in out[at]
+    when given (out[at[i], :nbits] for pair i: written there directly, with no
+    (k, nbits) array to scatter again), else in a new array.
 
     Pairs are grouped by phase, and each group is one 2-D product with that phase's
     columns of the block matrix: no work is spent on the other phases. Each pair's
@@ -74,7 +78,9 @@ def pair_margins(
     nxt[:, :-1] = rows.reshape(k, nblocks, step)[:, 1:, :extra]
     nxt[:, -1] = sliding_window_view(buf, extra)[first + nblocks * step]
     nxt = nxt.reshape(k * nblocks, extra)
-    out = np.empty((k, nblocks * bb), dtype=np.float32)
+    if out is None:
+        out, at = np.empty((k, nbits), dtype=np.float32), np.arange(k)
+    dest = at[order]
     for q in range(len(bounds) - 1):
         a, b = bounds[q], bounds[q + 1]
         if a == b:
@@ -86,5 +92,5 @@ def pair_margins(
         # a product with an inner dimension of 1 misses BLAS and is slower).
         for e, c in zip(*np.nonzero(cols[step:]), strict=True):
             part[:, c] += nxt[lo:hi, e] * cols[step + e, c]
-        out[order[a:b]] = part.reshape(b - a, nblocks * bb)
-    return out[:, :nbits]
+        out[dest[a:b], :nbits] = part.reshape(b - a, nblocks * bb)[:, :nbits]
+    return out
