@@ -57,9 +57,10 @@ _ADDRESS_PARITY_TABLE = np.zeros(32, dtype=bool)
 _ADDRESS_PARITY_TABLE[list(ADDRESS_PARITY_DFS)] = True
 # Unacceptable DFs one bit from DF17 or DF18 (1, 2, 19, 22, 25, 26): the only ones a
 # weak reply's DF repair (repair.extended_squitter_df) can make worth slicing.
-_NEAR_ES_TABLE = np.zeros(32, dtype=bool)
-_NEAR_ES_TABLE[[d ^ (1 << b) for d in (17, 18) for b in range(5)]] = True
-_NEAR_ES_TABLE[_ACCEPTABLE_DF_TABLE] = False
+# DFs one bit from DF17 or DF18, acceptable or not: the only ones _repair_df can repair.
+_ONE_FROM_ES_TABLE = np.zeros(32, dtype=bool)
+_ONE_FROM_ES_TABLE[[d ^ (1 << b) for d in (17, 18) for b in range(5)]] = True
+_NEAR_ES_TABLE = _ONE_FROM_ES_TABLE & ~_ACCEPTABLE_DF_TABLE
 _SELF_CHECKING_TABLE = np.zeros(32, dtype=bool)
 _SELF_CHECKING_TABLE[[11, 17, 18]] = True
 # Bit weights of the 5-bit DF field, for a (..., 5) bool @ weights product.
@@ -705,6 +706,8 @@ class Demodulator:
         """Weak undecoded rows one DF bit from DF17/18: that bit plus up to most - 1
         others (the DF bit counts towards `most`). In place."""
         rows = np.flatnonzero(weak & ((kind == INVALID) | ((kind == ADDRESSED) & (df != 11))))
+        # Only a DF one bit from DF17/18 can be repaired (the others have no target).
+        rows = rows[_ONE_FROM_ES_TABLE.take(df[rows])]
         if rows.size == 0:
             return
         target, bit = repair.extended_squitter_df(df[rows], soft[rows, :5])

@@ -71,6 +71,12 @@ def _patterns(weakest: int, weight: int) -> np.ndarray:
     return np.array(list(combinations(range(weakest), weight)), dtype=np.intp).reshape(-1, weight)
 
 
+@cache
+def _pattern_columns(weakest: int, weight: int) -> np.ndarray:
+    """_patterns transposed, (weight, count): each position a contiguous index array."""
+    return np.ascontiguousarray(_patterns(weakest, weight).T)
+
+
 def false_match_odds(max_bits: int) -> float:
     """Chance that a noise candidate's random syndrome matches some pattern tried."""
     tried = sum(comb(WEAKEST[w], w) for w in range(1, max_bits + 1))
@@ -161,18 +167,20 @@ def _chase(
     weak = np.argpartition(inner, weakest - 1, axis=1)[:, :weakest]
     weak += FIRST_BIT
     table = bit_syndromes(nbits)[weak]  # (m, weakest)
-    pat = _patterns(weakest, weight)
-    x = table[:, pat[:, 0]]
-    for j in range(1, weight):
-        x = x ^ table[:, pat[:, j]]
-    hit = x == syn[:, None]
+    cols = _pattern_columns(weakest, weight)
+    x = table.take(cols[0], axis=1)
+    for col in cols[1:]:
+        x ^= table.take(col, axis=1)
+    # Matches are rare: their flat indices, then the count per row (a per-row count
+    # over every pattern cost more than the XORs).
+    at = np.flatnonzero(x == syn[:, None])
+    row, pattern = np.divmod(at, cols.shape[1])
     # Exactly one pattern: with code distance 6, two 3-bit patterns with one syndrome
     # are two codewords equally near the received word, and picking either is a guess.
-    rows = np.flatnonzero(np.count_nonzero(hit, axis=1) == 1)
-    if rows.size == 0:
-        return rows, np.zeros((0, weight), dtype=np.int64)
-    best = pat[np.argmax(hit[rows], axis=1)]
-    return rows, np.take_along_axis(weak[rows], best, axis=1)
+    once = np.bincount(row, minlength=syn.size)[row] == 1
+    rows, pattern = row[once], pattern[once]
+    # The bits: the row's weakest-bit indices at the pattern's positions.
+    return rows, weak[rows[:, None], cols[:, pattern].T].astype(np.int64)
 
 
 def apply(msgs: np.ndarray, rows: np.ndarray, bits: np.ndarray) -> None:
