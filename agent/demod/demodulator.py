@@ -18,7 +18,8 @@ Work per block, cheapest first so that per-candidate Python only ever sees a han
                               slicing could not decode; the best decode per preamble
                               cluster (class, then margin)
     5. Python, in time order, over those few: overlap resolution, then the shared
-       FrameVerifier's count and address memory (a fast path for CRC-clean frames).
+       FrameVerifier's count and address memory (its rules applied here, from the
+       numpy-computed syndromes: no check() per frame).
 
 Blocks are joined with a carried-over tail long enough that every reply, and every
 candidate that could overlap it, is seen whole in one buffer; decisions are only taken
@@ -209,7 +210,6 @@ class _Batch:
     rx_time: list[float]
     msg: list[bytes]  # after repair
     repaired: list[int]  # bits repaired
-    syn: list[int]  # syndrome of msg (after repair): 0, an IID or an address
     icao: list[int]  # address a known-address check looks up (ADDRESSED only)
     aa: list[int]  # the AA field (bytes 1-3): the address a clean frame confirms
     df: list[int]
@@ -798,7 +798,6 @@ class Demodulator:
             rx_time=rx.tolist(),
             msg=[raw[14 * i : 14 * i + nb] for i, nb in enumerate(nbytes)],
             repaired=fixed.tolist(),
-            syn=syn_out.tolist(),
             icao=icao.tolist(),
             aa=aa.tolist(),
             df=df.tolist(),
@@ -888,12 +887,11 @@ class Demodulator:
         if b is None:
             return frames
         seen = self.verifier.seen_recently
-        check = self.verifier.check
         confirm = self.verifier.confirm_clean
         counts = self.counts
         t, end, kind, conf, icao, rx = b.t, b.end, b.kind, b.confidence, b.icao, b.rx_time
         # Accepted frames per DF, into the Counters once per batch (not per frame).
-        accepted, clean = [0] * 32, [0] * 32
+        accepted = [0] * 32
         busy = self._busy_until
         n = len(t)
         for i in range(n):
@@ -920,10 +918,9 @@ class Demodulator:
                 df = b.df[i]
                 if k >= SELF_CHECKED:  # the verifier's accept_clean, counted below
                     confirm(df, b.aa[i], repaired, rx[i])
-                    clean[df] += 1
-                elif not check(frame, b.syn[i]).accepted:
-                    counts["rejected_verifier"] += 1
-                    continue
+                # Else ADDRESSED, and its address was seen_recently at its own time (above):
+                # all that the verifier's check() would ask of it (its length and DF are
+                # the decoder's own), so it is counted as accepted without judging it again.
                 if repaired:
                     counts["repaired"] += 1
                 accepted[df] += 1
@@ -931,7 +928,7 @@ class Demodulator:
                 frames.append(frame)
                 continue
             counts["rejected_overlap"] += 1
-        self.verifier.count_accepted(clean)
+        self.verifier.count_accepted(accepted)
         for df, count in enumerate(accepted):
             if count:
                 counts[_ACCEPTED_KEYS[df]] += count
