@@ -479,7 +479,7 @@ class Demodulator:
         if s.size == 0:
             return None
         # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
-        pre = sliding_window_view(buf, self._score_matrix.shape[0])[s]
+        pre = slicer.windows(buf, self._score_matrix.shape[0])[s]
         fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
         # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
         # others decode the same reply less cleanly (or not at all) and cost slicing.
@@ -501,7 +501,7 @@ class Demodulator:
         if not self._trellis_all:
             # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each
             # (every phase of a row in one product: cheaper than one per pair).
-            head = sliding_window_view(buf, self._df_matrix.shape[0])[s + t.block_base]
+            head = slicer.windows(buf, self._df_matrix.shape[0])[s + t.block_base]
             head = head @ self._df_matrix
             head_df = np.packbits(head > 0).take(flat) >> 3
             df_bits = head.reshape(-1, 8)
