@@ -154,6 +154,23 @@ def _best_per_cluster(cluster: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.sort(order[head])
 
 
+def _best_per_run(breaks: np.ndarray, kind: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """Index of the best entry of each run of consecutive entries (runs start at 0 and
+    at `breaks`): the highest kind, then the highest conf, then the last.
+
+    What a stable lexsort by (run, kind, conf) keeps as each run's last entry, by
+    per-run maxima (reduceat) instead of a sort.
+    """
+    starts = np.concatenate(([0], breaks))
+    run = np.zeros(kind.size, dtype=np.intp)
+    run[breaks] = 1
+    np.cumsum(run, out=run)
+    best = kind == np.maximum.reduceat(kind, starts)[run]
+    score = np.where(best, conf, -np.inf).astype(conf.dtype)
+    best &= score == np.maximum.reduceat(score, starts)[run]
+    return np.maximum.reduceat(np.where(best, np.arange(kind.size), -1), starts)
+
+
 def _address(msgs: np.ndarray) -> np.ndarray:
     """The 24-bit AA field (bytes 1-3) of each row of msgs, as int64."""
     return (
@@ -587,9 +604,7 @@ class Demodulator:
         )
         # One decode per preamble: neighbouring (start, phase) pairs are the same reply.
         tsub = s[r] * SUB + self._phase_sub[p]
-        cid = np.concatenate(([0], np.cumsum(np.diff(tsub) > CLUSTER_GAP)))
-        order = np.lexsort((conf, kind, cid))
-        last = order[np.flatnonzero(np.append(np.diff(cid[order]) > 0, True))]
+        last = _best_per_run(np.flatnonzero(np.diff(tsub) > CLUSTER_GAP) + 1, kind, conf)
         last = last[s[r[last]] >= self._lo]
         if last.size == 0:
             return None
