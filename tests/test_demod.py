@@ -17,7 +17,7 @@ import pytest
 from agent.crc import syndrome
 from agent.demod import Demodulator, slicer, trellis
 from agent.demod.iq import UC8_TABLE, sc16_to_iq, sc16_to_mag, uc8_to_iq, uc8_to_mag
-from agent.demod.timing import Timing
+from agent.demod.timing import BLOCK_BITS, Timing
 from agent.frame import Frame
 from agent.verify import ADDRESS_PARITY_DFS
 from tests.conftest import shared_data
@@ -267,7 +267,8 @@ def test_trellis_decides_straddling_bits_that_slicing_cannot(rate: float) -> Non
     for p, phase in enumerate(t.phases):
         buf = _box_signal(bits, rate, 5 + float(phase))
         s = np.array([5])
-        sums = trellis.branch_sums(buf, s, model, t, 23)[:, :, p]
+        sums = trellis.branch_sums(buf, s, model, t, 23)
+        sums = trellis.pair_sums(sums, np.zeros(1, dtype=np.intp), np.array([p]))
         soft = trellis.soft_bits(sums, np.array([p]), np.zeros(1), np.array([0.5]), model, 112)
         assert np.array_equal(soft[0] > 0, bits == 1), phase
         plain = slicer.block_margins(buf, s, t.block_matrix, t, 23)[0, :, p].ravel()[:112]
@@ -275,8 +276,46 @@ def test_trellis_decides_straddling_bits_that_slicing_cannot(rate: float) -> Non
             assert not np.array_equal(plain > 0, bits == 1)  # what the trellis is for
 
 
-@pytest.mark.parametrize("nbits", [113, 10, 5])
-def test_trellis_blocked_and_bit_by_bit_passes_agree(nbits: int) -> None:
+def _min_sum_reference(m: np.ndarray) -> np.ndarray:
+    """Forward-backward min-sum over all four transitions: (nbits, 4, k) -> (nbits, k)."""
+    nbits, _, k = m.shape
+    m = m.reshape(nbits, 2, 2, k).astype(np.float64)
+    f = np.array([np.full(k, 1e30), np.zeros(k)])  # bit -1 is "1"
+    fwd = []
+    for i in range(nbits):
+        f = (f[:, None, :] + m[i]).min(axis=0)
+        fwd.append(f[0] - f[1])
+    g = np.zeros((2, k))
+    back = [g[0] - g[1]]
+    for i in range(nbits - 1, 0, -1):
+        g = (m[i] + g[None, :, :]).min(axis=1)
+        back.append(g[0] - g[1])
+    return np.array(fwd) + np.array(back[::-1])
+
+
+@pytest.mark.parametrize("rate", [2.0e6, 2.4e6])
+@pytest.mark.parametrize("nbits", [112, 10, 4])
+def test_trellis_difference_recursion_matches_the_four_transition_min_sum(
+    rate: float, nbits: int
+) -> None:
+    t = Timing.for_rate(rate)
+    model = trellis.TrellisModel.for_timing(t)
     rng = np.random.default_rng(5)
-    m = rng.random((nbits, 4, 40)).astype(np.float32)
-    assert np.allclose(trellis._blocked(m), trellis._sweep(m), atol=1e-4)
+    k, nblocks = 300, -(-(nbits + 1) // BLOCK_BITS)
+    sums = rng.normal(0, 0.3, (nblocks, BLOCK_BITS, 2, k)).astype(np.float32)
+    phase = rng.integers(0, len(t.phases), k)
+    lo = rng.random(k).astype(np.float32) * 0.1
+    amp = rng.random(k).astype(np.float32) + 0.05
+    soft = trellis.soft_bits(sums, phase, lo, amp, model, nbits)
+    # The branch metrics m[a, b] = (amp / 2) Q(a, b) - a B - b G the recursion stands for.
+    nb = nbits + 1
+    bb = (sums[:, :, 0] - model.beta_sum[phase].T * lo).reshape(-1, k)[:nb]
+    gg = (sums[:, :, 1] - model.gamma_sum[phase].T * lo).reshape(-1, k)[:nb]
+    q = model.q[phase].transpose(1, 2, 0)[np.arange(nb) % BLOCK_BITS] * (amp / 2)
+    m = (
+        q
+        - np.array([0, 1, 0, 1])[:, None] * gg[:, None]
+        - np.array([0, 0, 1, 1])[:, None] * bb[:, None]
+    )
+    want = _min_sum_reference(m)[:nbits].T
+    assert np.allclose(soft, want, atol=1e-4)

@@ -14,7 +14,8 @@ candidate's samples contribute is two linear sums per bit,
 which one matrix product gives for all bits of all phases (like slicer.block_margins),
 and the branch metric is (amp / 2) * Q(a, b) - a B[k] - b G[k] with Q a per-phase
 constant. A forward and a backward min-sum pass (vectorised over candidates, one step
-per bit) give each bit's max-marginal: the sign is the decision, the size the confidence.
+per bit, on the difference of the two states' costs: a clip and an offset per step) give
+each bit's max-marginal: the sign is the decision, the size the confidence.
 With no straddle (u = 0, Q flat) this is exactly first-minus-second slicing.
 """
 
@@ -26,6 +27,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from agent.demod import slicer
 from agent.demod.timing import BLOCK_BITS, LONG_BITS, PREAMBLE_HALF_BITS, Timing
 
 # Transitions (b[k-1], b[k]) in the order of the last axis of TrellisModel.q.
@@ -37,12 +39,15 @@ class TrellisModel:
     """Per-rate constants of the trellis, derived once from the half-bit grid.
 
     Attributes:
-        matrix: (width, phases * BLOCK_BITS * 2) float32; a block of samples @ matrix
-            gives (B, G) before the baseline correction, for every bit of every phase.
+        matrix: (BLOCK_BITS * 2 * phases, width) float32; matrix @ a block of samples
+            gives (B, G) before the baseline correction, for every bit of every phase
+            (rows ordered bit, B/G, phase: see branch_sums).
         base: offset of the first block's first sample from a candidate's start.
         beta_sum, gamma_sum: (phases, BLOCK_BITS) sums of -u and v - w (baseline terms).
         q: (phases, BLOCK_BITS, 4) sum over the bit's samples of the squared expected
             level (per unit amplitude, above baseline) for each transition.
+        steps: (4, BLOCK_BITS, phases) soft_bits' per-bit constants derived from q
+            (alpha, beta, gamma, width: see _steps).
     """
 
     matrix: np.ndarray
@@ -50,6 +55,7 @@ class TrellisModel:
     beta_sum: np.ndarray
     gamma_sum: np.ndarray
     q: np.ndarray
+    steps: np.ndarray
 
     @classmethod
     def for_timing(cls, timing: Timing) -> TrellisModel:
@@ -90,11 +96,13 @@ class TrellisModel:
                     for t, (a, b) in enumerate(_PAIRS):
                         q[p, r, t] += (u * (1 - a) + v * b + w * (1 - b)) ** 2
         return cls(
-            matrix.reshape(width, -1).astype(np.float32),
+            # (width, phase, bit, B/G) -> rows (bit, B/G, phase): branch_sums' layout.
+            np.ascontiguousarray(matrix.transpose(2, 3, 1, 0).reshape(-1, width), np.float32),
             base,
             beta_sum.astype(np.float32),
             gamma_sum.astype(np.float32),
             q.astype(np.float32),
+            _steps(q).astype(np.float32),
         )
 
 
@@ -112,25 +120,38 @@ def _overlaps(start: Fraction, length: Fraction) -> dict[int, float]:
 def branch_sums(
     buf: np.ndarray, starts: np.ndarray, model: TrellisModel, timing: Timing, nblocks: int
 ) -> np.ndarray:
-    """Raw (B, G) sums (before the baseline) of every bit of every phase.
+    """Raw (B, G) sums (before the baseline) of every bit of every phase, bit-major.
+
+    Bit-major with the candidates last, so that pair_sums is one take along the last
+    axis and soft_bits reads contiguous rows without transposing anything.
 
     Returns:
-        float32 (n, nblocks, phases, BLOCK_BITS, 2).
+        float32 (nblocks, BLOCK_BITS, 2, phases, n).
     """
     n = starts.size
-    width = model.matrix.shape[0]
-    nph = len(timing.phases)
-    views = np.lib.stride_tricks.sliding_window_view(buf, width)
+    width = model.matrix.shape[1]
     offsets = model.base + timing.block_step * np.arange(nblocks)
-    blocks = views[starts[:, None] + offsets]
-    out = blocks.reshape(n * nblocks, width) @ model.matrix
-    return out.reshape(n, nblocks, nph, BLOCK_BITS, 2)
+    blocks = slicer.windows(buf, width)[offsets[:, None] + starts]  # (nblocks, n, width)
+    out = np.matmul(model.matrix, blocks.transpose(0, 2, 1))  # (nblocks, rows, n)
+    return out.reshape(nblocks, BLOCK_BITS, 2, len(timing.phases), n)
+
+
+def pair_sums(sums: np.ndarray, which: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """The branch sums of k (candidate, phase) pairs: (nblocks, BLOCK_BITS, 2, k).
+
+    Args:
+        sums: branch_sums' (nblocks, BLOCK_BITS, 2, phases, n).
+        which, phase: (k,) each pair's candidate (index into n) and phase.
+    """
+    nblocks, _, _, nph, n = sums.shape
+    flat = sums.reshape(nblocks, BLOCK_BITS, 2, nph * n)
+    return flat.take(phase * n + which, axis=3)
 
 
 def soft_bits(
     sums: np.ndarray,
     phase: np.ndarray,
-    lo: np.ndarray,
+    lo: np.ndarray | None,
     amp: np.ndarray,
     model: TrellisModel,
     nbits: int = LONG_BITS,
@@ -138,13 +159,19 @@ def soft_bits(
     """Max-marginal bit margins of k (candidate, phase) pairs.
 
     Args:
-        sums: (k, nblocks, BLOCK_BITS, 2) raw branch sums of each pair's own phase.
+        sums: (nblocks, BLOCK_BITS, 2, k) raw branch sums of each pair's own phase
+            (pair_sums).
         phase: (k,) phase index of each pair.
-        lo, amp: (k,) baseline and pulse amplitude (magnitude units).
+        lo, amp: (k,) baseline (None: 0) and pulse amplitude (magnitude units).
         nbits: bits decided (<= nblocks * BLOCK_BITS).
     Returns:
         float32 (k, nbits): positive means 1; the size is the metric gap between the
         best sequences with the bit at 1 and at 0 (in amplitude x magnitude units).
+
+    With two states a min-sum pass only needs the difference of the two costs, and one
+    step of it is a clip plus an offset (see _steps): three numpy calls per bit and
+    direction on k values, instead of adding, comparing and differencing all four
+    transitions.
     """
     k = phase.size
     if k == 0:
@@ -152,104 +179,79 @@ def soft_bits(
     want = nbits
     # One bit more when the sums have it: the sample after the last bit tells whether
     # it ended high or low when the reply straddles samples.
-    nbits = min(nbits + 1, sums.shape[1] * BLOCK_BITS)
-    lo = lo.astype(np.float32)
-    flat = sums.reshape(k, -1, 2)[:, :nbits]
-    # Baseline-corrected sums, bit-major so that each step reads contiguous rows.
-    reps = -(-nbits // BLOCK_BITS)
-    bsum = np.tile(model.beta_sum[phase], reps)[:, :nbits]
-    gsum = np.tile(model.gamma_sum[phase], reps)[:, :nbits]
-    bb = np.ascontiguousarray((flat[:, :, 0] - lo[:, None] * bsum).T)
-    gg = np.ascontiguousarray((flat[:, :, 1] - lo[:, None] * gsum).T)
-    # Branch metrics m[i, (a, b), pair] = (amp / 2) Q(a, b) - a B[i] - b G[i].
+    nbits = min(nbits + 1, sums.shape[0] * BLOCK_BITS)
+    nblk = -(-nbits // BLOCK_BITS)
+    bb, gg = sums[:nblk, :, 0], sums[:nblk, :, 1]  # B, G: (nblk, BLOCK_BITS, k)
+    if lo is not None:
+        lo = lo.astype(np.float32)
+        bb = bb - model.beta_sum[phase].T * lo
+        gg = gg - model.gamma_sum[phase].T * lo
     half_amp = amp.astype(np.float32) * np.float32(0.5)
-    kq = (model.q[phase] * half_amp[:, None, None]).transpose(1, 2, 0)  # (BLOCK_BITS, 4, k)
-    m = kq[np.arange(nbits) % BLOCK_BITS]  # (nbits, 4, k), a copy
-    m[:, 1] -= gg
-    m[:, 2] -= bb
-    m[:, 3] -= bb
-    m[:, 3] -= gg
-    margins = _blocked(m) if k < BLOCKED_BELOW else _sweep(m)
-    return margins[:want].T
+    # (4, BLOCK_BITS, k), contiguous: broadcast against every block's rows.
+    alpha, beta, gamma, width = model.steps[:, :, phase] * half_amp
+    # The clip bounds are made `span` blocks at a time: a few numpy calls for all bits
+    # when k is small, pieces that stay in the cache when it is large.
+    span = max(1, CACHE_FLOATS // (BLOCK_BITS * k))
+    chunks = [
+        (j, j * BLOCK_BITS, min(nbits, (j + span) * BLOCK_BITS)) for j in range(0, nblk, span)
+    ]
+    offset = np.empty((nblk * BLOCK_BITS, k), dtype=np.float32)  # bit-major as well
+    np.add(gamma, bb, out=offset.reshape(nblk, BLOCK_BITS, k))
+    offset.reshape(nblk, BLOCK_BITS, k)[...] += gg
+
+    def bounds(j: int, base: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hi = base - sub[j : j + span]
+        return (hi - width).reshape(-1, k), hi.reshape(-1, k)
+
+    fwd = np.empty((nbits, k), dtype=np.float32)
+    prev = np.full(k, _BIG)  # bit -1 is "1" (the preamble ends quiet)
+    for j, a, b in chunks:
+        lo_f, hi_f = bounds(j, alpha, bb)
+        for i in range(a, b):
+            _step(prev, lo_f[i - a], hi_f[i - a], offset[i], fwd[i])
+            prev = fwd[i]
+    back = np.empty((nbits, k), dtype=np.float32)
+    back[-1] = 0  # nothing after the last bit
+    for j, a, b in reversed(chunks):
+        lo_b, hi_b = bounds(j, beta, gg)
+        for i in range(b - 1, max(a, 1) - 1, -1):  # bit i's metrics: back[i - 1]
+            _step(back[i], lo_b[i - a], hi_b[i - a], offset[i], back[i - 1])
+    out = back[:want]
+    out += fwd[:want]
+    return out.T
 
 
-# Below this many pairs _blocked (about 150 numpy calls, more element work) beats
-# _sweep (about 800 calls, one bit each).
-BLOCKED_BELOW = 90
-
-
-# Bits per block of _blocked: a numpy call per block and direction instead of per bit.
-SPAN = 8
+# Floats per piece of soft_bits' clip bounds (512 KB; measured best on a busy capture:
+# 2 blocks of 10k pairs took 5.6 ms, 1 block 8, 4 blocks 7, all 23 blocks 12.5).
+CACHE_FLOATS = 1 << 17
 _BIG = np.float32(1e30)
 
 
-def _blocked(m: np.ndarray) -> np.ndarray:
-    """Forward-backward min-sum in blocks of SPAN bits: (nbits, 4, k) -> (nbits, k).
+def _step(d: np.ndarray, lo: np.ndarray, hi: np.ndarray, off: np.ndarray, out: np.ndarray) -> None:
+    """One min-sum step on cost differences: out = clip(d, lo, hi) + off (see _steps)."""
+    np.maximum(d, lo, out=out)
+    np.minimum(out, hi, out=out)
+    out += off
 
-    The same result as _sweep (bit by bit), in about a sixth of the numpy calls: the
-    transitions of each block are first combined within the block (vectorised over all
-    blocks), then the costs are carried from block to block, then filled back in.
+
+def _steps(q: np.ndarray) -> np.ndarray:
+    """Per-unit-amplitude constants of the difference recursions, (4, BLOCK_BITS, phases).
+
+    Forward: with d = f[0] - f[1] the cost difference after bit i-1 and m[a, b] bit i's
+    branch metrics, the difference after bit i is
+        min(d + m00, m10) - min(d + m01, m11) = clip(d, y, x) - y + m00 - m01,
+    with x = m10 - m00 and y = m11 - m01, provided x >= y. Here x - y = (amp / 2)
+    (Q10 - Q00 - Q11 + Q01) = amp * sum over the bit's samples of u (v - w), and a
+    sample that touches the previous bit (u > 0) lies on this bit's first half only
+    (w = 0: a sample is shorter than a half-bit), so x >= y always. With the metrics
+    m = (amp / 2) Q - a B - b G that is
+        clip(d, alpha - B - width, alpha - B) + gamma + B + G,
+    and the backward pass (g = best completion after bit i, from bit i+1's metrics)
+    is the same with beta - G for alpha - B. Returned: alpha, beta, gamma, width per
+    unit amplitude, to be scaled by amp / 2.
     """
-    nbits, _, k = m.shape
-    nblk = -(-nbits // SPAN)
-    mb = np.empty((nblk * SPAN, 2, 2, k), dtype=np.float32)
-    mb[:nbits] = m.reshape(nbits, 2, 2, k)
-    mb[nbits:] = _BIG  # padding: the identity of the min-plus product
-    mb[nbits:, 0, 0] = 0
-    mb[nbits:, 1, 1] = 0
-    mb = mb.reshape(nblk, SPAN, 2, 2, k)
-    pre = np.empty_like(mb)  # pre[j, t] = mb[j, 0] ... mb[j, t]
-    suf = np.empty_like(mb)  # suf[j, t] = mb[j, t] ... mb[j, SPAN - 1]
-    pre[:, 0] = mb[:, 0]
-    suf[:, -1] = mb[:, -1]
-    for t in range(1, SPAN):
-        pre[:, t] = _compose(pre[:, t - 1], mb[:, t])
-        suf[:, -1 - t] = _compose(mb[:, -1 - t], suf[:, -t])
-    # Costs entering each block (state after the bit before it; bit -1 is "1": the
-    # preamble ends quiet) and leaving it (best completion after its last bit).
-    enter = np.empty((nblk, 2, k), dtype=np.float32)
-    f = np.zeros((2, k), dtype=np.float32)
-    f[0] = _BIG
-    for j in range(nblk):
-        enter[j] = f
-        f = (f[:, None, :] + pre[j, -1]).min(axis=0)
-    leave = np.empty((nblk, 2, k), dtype=np.float32)
-    g = np.zeros((2, k), dtype=np.float32)
-    for j in range(nblk - 1, -1, -1):
-        leave[j] = g
-        g = (suf[j, 0] + g[None, :, :]).min(axis=1)
-    fwd = (enter[:, None, :, None, :] + pre).min(axis=2)  # (nblk, SPAN, 2, k)
-    back = np.empty_like(fwd)
-    back[:, -1] = leave
-    back[:, :-1] = (suf[:, 1:] + leave[:, None, None, :, :]).min(axis=3)
-    out = (fwd[:, :, 0] - fwd[:, :, 1]) + (back[:, :, 0] - back[:, :, 1])
-    return out.reshape(nblk * SPAN, k)[:nbits]
-
-
-def _sweep(m: np.ndarray) -> np.ndarray:
-    """Forward-backward min-sum, one bit per step: (nbits, 4, k) metrics -> (nbits, k)."""
-    nbits, _, k = m.shape
-    big = np.float32(1e30)
-    f = np.zeros((2, k), dtype=np.float32)
-    f[0] = big  # bit -1 is "1": the preamble ends quiet
-    tmp = np.empty((2, 2, k), dtype=np.float32)
-    fwd = np.empty((nbits, k), dtype=np.float32)  # f[0] - f[1] after each bit
-    for i in range(nbits):
-        np.add(m[i].reshape(2, 2, k), f[:, None, :], out=tmp)  # [a, b] = f[a] + m[a, b]
-        np.minimum(tmp[0], tmp[1], out=f)
-        np.subtract(f[0], f[1], out=fwd[i])
-    g = np.zeros((2, k), dtype=np.float32)
-    out = np.empty((nbits, k), dtype=np.float32)
-    out[nbits - 1] = fwd[nbits - 1]
-    for i in range(nbits - 2, -1, -1):
-        np.add(m[i + 1].reshape(2, 2, k), g[None, :, :], out=tmp)  # [a, b] = m[a, b] + g[b]
-        np.minimum(tmp[:, 0], tmp[:, 1], out=g)
-        np.subtract(g[0], g[1], out=out[i])
-        out[i] += fwd[i]
-    return out
-
-
-def _compose(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Min-plus products x[i] y[i] of 2x2 matrices stored as (..., 2, 2, k)."""
-    t = x[..., :, :, None, :] + y[..., None, :, :, :]  # [a, c, b] = x[a, c] + y[c, b]
-    return np.minimum(t[..., 0, :, :], t[..., 1, :, :])
+    q00, q01, q10, q11 = np.moveaxis(q, -1, 0)
+    width = q10 - q00 - q11 + q01
+    if width.min() < -1e-6:
+        raise AssertionError("a sample straddles three half-bits: the clip form fails")
+    return np.stack((q10 - q00, q01 - q00, q00 - q11, np.maximum(width, 0))).transpose(0, 2, 1)
