@@ -288,9 +288,10 @@ class Demodulator:
     Raises:
         ValueError: unsupported sample rate or repair_bits.
 
-    At COHERENT_RATES, process_raw (or process with `iq`) also has weak replies that
-    the magnitude trellis could not decode decided from the complex samples
-    (coherent.py); magnitudes alone still work, less sensitively.
+    At COHERENT_RATES, process_raw (or process with `iq`) also has the replies that
+    the magnitude trellis could not decode (weak ones, and strong ones that read as
+    DF11/17/18) decided from the complex samples (coherent.py); magnitudes alone still
+    work, less sensitively.
     """
 
     def __init__(
@@ -573,7 +574,7 @@ class Demodulator:
             # the coherent one does not (all 18 on phwl_x-1 against 14 in I/Q alone;
             # carrier drift within a reply, perhaps). Then, in I/Q, the weak pairs it
             # could not decode: that is where the coherent trellis gains (about 3 dB,
-            # bench/demod.py), for about a quarter more CPU on the busy modes1 capture.
+            # bench/demod.py).
             # And strong pairs that read as DF11/17/18 in a reply nothing decoded: the
             # magnitude trellis misreads a few strong replies that straddle samples by
             # about half (0.1-0.6 % of the 15-19 dB bursts; none lost in I/Q).
