@@ -67,8 +67,9 @@ DEFAULT_BUF_BYTES = 262_144
 DEFAULT_QUEUE_BUFFERS = 32
 # Samples gathered before demodulating (LiveIq.feed): librtlsdr's transfers and rtl_tcp's
 # recv() chunks are smaller than the demodulator likes, and its per-call cost makes that
-# expensive (CPU per IQ second on modes1_2400: 57 ms in 128k-sample blocks, 41 ms in
-# 512k). 512k samples are 0.22 s at 2.4 MS/s, a delay nothing downstream notices.
+# expensive (CPU per IQ second on modes1_2400, measured before later speed-ups: 57 ms in
+# 128k-sample blocks, 41 ms in 512k). 512k samples are 0.22 s at 2.4 MS/s, a delay
+# nothing downstream notices.
 FEED_SAMPLES = 524_288
 # A reader silent this long is wedged (a dongle streams continuously).
 DEFAULT_STALL_S = 5.0

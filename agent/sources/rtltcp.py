@@ -175,7 +175,7 @@ class RtlTcpSource:
 
         def on_connect() -> None:
             conn.header, conn.ignore = b"", False
-            self.live.restart()  # (gathers nothing more: LiveIq demodulates in blocks)
+            self.live.restart()  # what the last connection left gathered is not dropped
 
         stream = _CommandStream(
             self.host,
