@@ -34,6 +34,13 @@ _DF11_MAX_IID = 0x7F
 _ACCEPTED_KEYS = tuple(f"accepted_df{df}" for df in range(32))
 
 
+def add_accepted(counts: Counter[str], per_df: Sequence[int]) -> None:
+    """counts["accepted_df<N>"] += per_df[N], for every DF N with some."""
+    for df, count in enumerate(per_df):
+        if count:
+            counts[_ACCEPTED_KEYS[df]] += count
+
+
 class Reject(Enum):
     """Why a frame did not reach the decoder (counted, rtl_433-style)."""
 
@@ -116,9 +123,7 @@ class FrameVerifier:
 
     def count_accepted(self, per_df: Sequence[int]) -> None:
         """Count per_df[df] frames of each DF as accepted (see confirm_clean)."""
-        for df, count in enumerate(per_df):
-            if count:
-                self.counts[_ACCEPTED_KEYS[df]] += count
+        add_accepted(self.counts, per_df)
 
     def _judge(self, frame: Frame, known: int | None) -> Verdict:
         msg, df = frame.msg, frame.df

@@ -94,33 +94,27 @@ class CoherentModel:
     def for_timing(cls, timing: Timing) -> CoherentModel:
         if timing.half_bit != 1:
             raise ValueError("the coherent trellis needs one sample per half-bit (2.0 MS/s)")
-        phases = [float(p) for p in timing.phases]
-        nph = len(phases)
-        offset = np.zeros(nph, dtype=np.int64)
-        level = np.zeros((3, nph, 2, 8))
-        pre = np.zeros((nph, PREAMBLE_HALF_BITS + 1))
+        phi = np.array([float(p) for p in timing.phases])
+        # Sample j is at time j + SAMPLE_TIME - phi from the reply's start; it belongs
+        # to the half-bit under it: bit 0's first sample is PREAMBLE_HALF_BITS + o.
+        o = np.ceil(phi - SAMPLE_TIME - 1e-9)
+        offset = (PREAMBLE_HALF_BITS + o).astype(np.int64)
         pulses = np.zeros(PREAMBLE_HALF_BITS)
         pulses[[0, 2, 7, 9]] = 1.0
-        for p, phi in enumerate(phases):
-            # Sample j is at time j + SAMPLE_TIME - phi from the reply's start; it
-            # belongs to the half-bit under it.
-            o = int(np.ceil(phi - SAMPLE_TIME - 1e-9))
-            offset[p] = PREAMBLE_HALF_BITS + o
-            t = np.arange(PREAMBLE_HALF_BITS + 1) + SAMPLE_TIME - phi
-            pre[p] = chip_response(t[:, None] - np.arange(PREAMBLE_HALF_BITS)) @ pulses
-            for combo in range(8):
-                bits = ((combo >> 2) & 1, (combo >> 1) & 1, combo & 1)
-                chips = np.array([c for b in bits for c in (b, 1 - b)], dtype=np.float64)
-                for which in range(3):
-                    ch = chips.copy()
-                    if which == 0:
-                        ch[:2] = 0.0  # before bit 0: the preamble's quiet half-bits
-                    if which == 2:
-                        ch[4:] = 0.0  # after bit 111: nothing
-                    for k in range(2):
-                        # The bit's half-bits are chips 2 and 3 of the six.
-                        tk = 2 + k + o + SAMPLE_TIME - phi
-                        level[which, p, k, combo] = chip_response(tk - np.arange(6)) @ ch
+        t = np.arange(PREAMBLE_HALF_BITS + 1)[None, :] + SAMPLE_TIME - phi[:, None]
+        pre = chip_response(t[:, :, None] - np.arange(PREAMBLE_HALF_BITS)) @ pulses
+        # The six half-bits of (b[i-1], b[i], b[i+1]) for each combo, and as seen by
+        # bit 0 (the preamble's quiet half-bits before it) and bit 111 (nothing after).
+        combo = np.arange(8)
+        bits = np.stack(((combo >> 2) & 1, (combo >> 1) & 1, combo & 1), axis=1)
+        chips = np.stack((bits, 1 - bits), axis=2).reshape(8, 6).astype(np.float64)
+        chips = np.stack((chips, chips, chips))  # (which, combo, half-bit)
+        chips[0, :, :2] = 0.0
+        chips[2, :, 4:] = 0.0
+        # Bit i's two samples against its half-bits, chips 2 and 3 of the six.
+        tk = 2 + np.arange(2)[None, :] + (o + SAMPLE_TIME - phi)[:, None]  # (phases, 2)
+        response = chip_response(tk[:, :, None] - np.arange(6))  # (phases, 2, 6)
+        level = np.einsum("pkc,wbc->wpkb", response, chips)
         energy = (level**2).sum(axis=2)
         return cls(
             offset,

@@ -38,14 +38,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from agent import crc
 from agent.demod import coherent, preamble, repair, slicer, trellis
 from agent.demod.iq import BYTES_PER_SAMPLE, CONVERTERS, IQ_CONVERTERS
 from agent.demod.timing import BLOCK_BITS, LONG_BITS, SHORT_BITS, Timing
 from agent.frame import Frame
-from agent.verify import ADDRESS_PARITY_DFS, FrameVerifier
+from agent.verify import ADDRESS_PARITY_DFS, FrameVerifier, add_accepted
 
 # Candidate time is kept in 40ths of a sample (integers): phases are fifths (2.4 MS/s)
 # or eighths (2.0 MS/s) and half-bits 6/5 or 1 sample, so every boundary is exact and
@@ -83,6 +82,8 @@ _HEAD_BLOCKS = 2
 # reply is as likely to straddle samples as not, and first-minus-second slicing fails
 # there. At other rates slicing decides first and the trellis retries weak replies.
 TRELLIS_ALL_RATES = frozenset((2_000_000,))
+# The retry is for weak replies (preamble.WEAK_LEVEL: about 12 dB SNR, above which
+# slicing already recovers every burst of bench/bursts.py).
 # Of those, the rates where weak replies are retried in I/Q (coherent.py) when the
 # source passes the complex samples along (process_raw does).
 COHERENT_RATES = frozenset((2_000_000,))
@@ -90,8 +91,6 @@ COHERENT_RATES = frozenset((2_000_000,))
 # default): 90 % of bursts at 8.9 dB with 1, 8.6 with 2, 8.5 with 3, which also let
 # one false DF17 through (3 bits at 5 dB) in 21,000 bursts.
 COHERENT_REPAIR_BITS = 2
-# The retry is for weak replies (preamble.WEAK_LEVEL: about 12 dB SNR, above which
-# slicing already recovers every burst of bench/bursts.py).
 
 # Noise floor (see Demodulator._floor): mean magnitude of NOISE_SUB-sample pieces, the
 # FLOOR_RANK-th lowest of each NOISE_WINDOW (0.4-0.5 ms). Rank 8 of 64 is the 1/8
@@ -144,6 +143,32 @@ def _acceptable_df(
         ok[near] = True
         long[near] = True
     return ok, long
+
+
+def _runs(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ascending row numbers r (one per pair): which entries start a new row, and
+    each entry's index among the distinct rows."""
+    first = np.ones(r.size, dtype=bool)
+    first[1:] = r[1:] != r[:-1]
+    return first, np.cumsum(first) - 1
+
+
+def _clusters_with(cluster: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per pair: whether any pair of its cluster (ids non-decreasing) has `mask` set."""
+    flagged = np.zeros(cluster[-1] + 1, dtype=bool)
+    flagged[cluster[mask]] = True
+    return flagged[cluster]
+
+
+def _reserve(store: np.ndarray, tail: np.ndarray, need: int) -> np.ndarray:
+    """`store`, or a larger one (at least doubled) with `tail` copied to its front,
+    so that `need` samples fit: a buffer kept across calls (a fresh one per block would
+    be allocated and faulted in again every time)."""
+    if store.size >= need:
+        return store
+    grown = np.empty(max(need, 2 * store.size), dtype=store.dtype)
+    grown[: tail.size] = tail
+    return grown
 
 
 def _best_per_cluster(cluster: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -233,9 +258,6 @@ class _Batch:
     kind: list[int]  # static part of the class: CLEAN_ES ... ADDRESSED
     confidence: list[float]  # mean |bit margin|: which of two equal-class decodes wins
     dbfs: list[float]  # preamble pulse level in dBFS
-
-
-_ACCEPTED_KEYS = tuple(f"accepted_df{df}" for df in range(32))
 
 
 # Freed heap glibc keeps for the next block instead of returning it to the kernel.
@@ -414,25 +436,16 @@ class Demodulator:
         return self._run(buf, final=False)
 
     def _grow(self, need: int) -> np.ndarray:
-        """The first `need` samples of the buffer kept across calls, the tail in front
-        (a fresh buffer per block would be allocated and faulted in again every time);
-        the caller writes the block behind the tail."""
-        ntail = self._tail.size
-        if self._store.size < need:
-            store = np.empty(max(need, 2 * self._store.size), dtype=np.float32)
-            store[:ntail] = self._tail
-            self._store = store
+        """The first `need` samples of the magnitude buffer, the tail in front; the
+        caller writes the block behind the tail."""
+        self._store = _reserve(self._store, self._tail, need)
         return self._store[:need]
 
     def _append_iq(self, iq: np.ndarray) -> np.ndarray:
         """The I/Q tail and block side by side, as _grow and process do for magnitudes."""
         ntail = self._iq_tail.size
-        need = ntail + iq.size
-        if self._iq_store.size < need:
-            store = np.empty(max(need, 2 * self._iq_store.size), dtype=np.complex64)
-            store[:ntail] = self._iq_tail
-            self._iq_store = store
-        buf = self._iq_store[:need]
+        self._iq_store = _reserve(self._iq_store, self._iq_tail, ntail + iq.size)
+        buf = self._iq_store[: ntail + iq.size]
         buf[ntail:] = iq
         return buf
 
@@ -532,8 +545,7 @@ class Demodulator:
         keep = np.flatnonzero(ok)
         r, p, long, weak = r[keep], p[keep], long[keep], pair_weak[keep]
         # The rows with an acceptable pair, and each pair's index among them.
-        first = np.ones(r.size, dtype=bool)
-        first[1:] = r[1:] != r[:-1]
+        first, which = _runs(r)
         rows = r[first]
         self.counts["rejected_df"] += int(np.count_nonzero(mine)) - int(
             np.count_nonzero(mine[rows])
@@ -541,7 +553,7 @@ class Demodulator:
         if rows.size == 0:
             return None
         s, level, mine = s[rows], level[rows], mine[rows]
-        r = np.cumsum(first) - 1
+        r = which
         # Rows within 2 samples of each other belong to one preamble (its cluster).
         cluster = np.concatenate(([0], np.cumsum(np.diff(s) > 2)))[r]
         # Bits of every pair (each (start, phase) can be the one that decodes).
@@ -560,11 +572,8 @@ class Demodulator:
             # Weak replies that first-minus-second slicing could not decode: again with
             # the trellis, the most confident pair of each cluster with no decode at all.
             # Only formats with their own CRC (a retry is judged by it alone), DF as sliced.
-            decoded = np.zeros(cluster[-1] + 1, dtype=bool)
-            decoded[cluster[kind != INVALID]] = True
-            retry = np.flatnonzero(
-                (kind == INVALID) & _SELF_CHECKING_TABLE[df] & weak & ~decoded[cluster]
-            )
+            decoded = _clusters_with(cluster, kind != INVALID)
+            retry = np.flatnonzero((kind == INVALID) & _SELF_CHECKING_TABLE[df] & weak & ~decoded)
             if retry.size:
                 conf = np.abs(soft[retry]).mean(axis=1)
                 retry = retry[_best_per_cluster(cluster[retry], conf)]
@@ -578,9 +587,7 @@ class Demodulator:
             # And strong pairs that read as DF11/17/18 in a reply nothing decoded: the
             # magnitude trellis misreads a few strong replies that straddle samples by
             # about half (0.1-0.6 % of the 15-19 dB bursts; none lost in I/Q).
-            decoded = np.zeros(cluster[-1] + 1, dtype=bool)
-            decoded[cluster[kind >= SELF_CHECKED]] = True
-            strong = ~decoded[cluster] & _SELF_CHECKING_TABLE[df]
+            strong = ~_clusters_with(cluster, kind >= SELF_CHECKED) & _SELF_CHECKING_TABLE[df]
             retry = np.flatnonzero((kind == INVALID) & (weak | strong))
             if retry.size:
                 groups = ((retry, LONG_BITS),)
@@ -762,10 +769,7 @@ class Demodulator:
     ) -> np.ndarray:
         """Trellis margins (k, nblocks * BLOCK_BITS) of the (row r, phase p) pairs."""
         model = self._trellis_model
-        # r is ascending: its distinct rows and, for each pair, which of them it is.
-        first = np.ones(r.size, dtype=bool)
-        first[1:] = r[1:] != r[:-1]
-        which = np.cumsum(first) - 1
+        first, which = _runs(r)  # r is ascending: branch sums once per distinct row
         sums = trellis.branch_sums(buf, s[r[first]], model, self.timing, nblocks)
         sums = trellis.pair_sums(sums, which, p)
         # Baseline 0 and the preamble's mean pulse as the amplitude: the quiet half-bits
@@ -778,10 +782,8 @@ class Demodulator:
     def _coherent_bits(self, s: np.ndarray, r: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Margins (k, LONG_BITS) of the (row r, phase p) pairs from the buffer's I/Q."""
         assert self._iq_buf is not None and self._coherent is not None
-        first = np.ones(r.size, dtype=bool)
-        first[1:] = r[1:] != r[:-1]
-        which = np.cumsum(first) - 1
-        windows = sliding_window_view(self._iq_buf, coherent.WINDOW)[s[r[first]]]
+        first, which = _runs(r)
+        windows = slicer.windows(self._iq_buf, coherent.WINDOW)[s[r[first]]]
         real = coherent.derotate(windows)[which]  # one carrier estimate per start
         return coherent.soft_bits(real, p, self._coherent)
 
@@ -946,8 +948,6 @@ class Demodulator:
                 continue
             counts["rejected_overlap"] += 1
         self.verifier.count_accepted(accepted)
-        for df, count in enumerate(accepted):
-            if count:
-                counts[_ACCEPTED_KEYS[df]] += count
+        add_accepted(counts, accepted)
         self._busy_until = busy
         return frames

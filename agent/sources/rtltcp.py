@@ -199,7 +199,7 @@ class RtlTcpSource:
                 if not self._accept_header(conn.header, stream):
                     conn.ignore = True
                     continue
-            frames, step = self.live.feed(bytes(chunk), self.clock())
+            frames, step = self.live.feed(chunk, self.clock())
             if step is not None:
                 self._set_gain(stream, step)
             yield from frames
