@@ -37,13 +37,16 @@ def _runs(data: Path) -> list[tuple[str, list[str]]]:
     for name, rate in (("modes1_2400.uc8", "2.4e6"), ("modes1.bin", "2.0e6"),
                        ("phwl_x-1.uc8", "2.0e6")):
         runs.append((f"demod {name}", ["demod", "--rate", rate, str(iq / name)]))
-    site = ["--site-lat", "52.0", "--site-lon", "4.5"]
-    for fmt, path, rate in (("uc8", iq / "modes1_2400.uc8", "2.4e6"),
-                            ("uc8", iq / "modes1.bin", "2.0e6"),
-                            ("beast", beast / "traffic_sample_dump1090.bin", "2.4e6")):
+    # Receiver positions near each recording's traffic (local CPR decoding needs one).
+    for fmt, path, rate, site in (
+        ("uc8", iq / "modes1_2400.uc8", "2.4e6", ("52.0", "4.5")),
+        ("uc8", iq / "modes1.bin", "2.0e6", ("52.0", "4.5")),
+        ("beast", beast / "traffic_sample_dump1090.bin", "2.4e6", ("43.6", "1.4")),
+    ):
         for extra in ([], ["--all"]):
             label = f"replay {path.name}{' --all' if extra else ''}"
-            runs.append((label, ["replay", "--format", fmt, "--rate", rate, *site, *extra,
+            where = ["--site-lat", site[0], "--site-lon", site[1]]
+            runs.append((label, ["replay", "--format", fmt, "--rate", rate, *where, *extra,
                                  str(path)]))
     runs.append(("demo", ["demo"]))
     runs.append(("demo --all", ["demo", "--all"]))
