@@ -34,8 +34,11 @@ def _pin_clock() -> None:
 def _runs(data: Path) -> list[tuple[str, list[str]]]:
     iq, beast = data / "iq", data / "beast"
     runs: list[tuple[str, list[str]]] = []
-    for name, rate in (("modes1_2400.uc8", "2.4e6"), ("modes1.bin", "2.0e6"),
-                       ("phwl_x-1.uc8", "2.0e6")):
+    for name, rate in (
+        ("modes1_2400.uc8", "2.4e6"),
+        ("modes1.bin", "2.0e6"),
+        ("phwl_x-1.uc8", "2.0e6"),
+    ):
         runs.append((f"demod {name}", ["demod", "--rate", rate, str(iq / name)]))
     # Receiver positions near each recording's traffic (local CPR decoding needs one).
     for fmt, path, rate, site in (
@@ -46,8 +49,9 @@ def _runs(data: Path) -> list[tuple[str, list[str]]]:
         for extra in ([], ["--all"]):
             label = f"replay {path.name}{' --all' if extra else ''}"
             where = ["--site-lat", site[0], "--site-lon", site[1]]
-            runs.append((label, ["replay", "--format", fmt, "--rate", rate, *where, *extra,
-                                 str(path)]))
+            runs.append(
+                (label, ["replay", "--format", fmt, "--rate", rate, *where, *extra, str(path)])
+            )
     runs.append(("demo", ["demo"]))
     runs.append(("demo --all", ["demo", "--all"]))
     return runs
