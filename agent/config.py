@@ -17,13 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent.errors import ConfigError
 
 _SOURCE_SCHEMES = ("file:", "beast://", "avr://", "rtlsdr://", "rtltcp://", "serial://")
-_SITE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SITE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" lets a newline through
+# Topic levels the agent publishes under: no wildcards, no empty level, no "$" system topic.
+_TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+# MQTT client identifiers: printable ASCII without wildcards (mosquitto drops others).
+_CLIENT_ID = re.compile(r"[!-~]{1,128}")
 Category = Annotated[str, Field(pattern=r"^[A-D][0-7]$")]
 Address = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{6}$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or nan anywhere: `max_age_h = inf` once passed and killed the publisher.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SiteConfig(_Model):
@@ -44,7 +49,7 @@ class SiteConfig(_Model):
     @field_validator("name")
     @classmethod
     def _topic_safe(cls, v: str) -> str:
-        if not _SITE_NAME.match(v):
+        if not _SITE_NAME.fullmatch(v):
             raise ValueError("use 1-64 letters, digits, '-' or '_' (it is an MQTT topic level)")
         return v
 
@@ -64,8 +69,8 @@ class FilterConfig(_Model):
 
     enabled: bool = True
     max_height_ft: float = Field(default=3000.0, gt=0, le=60000)
-    max_ground_speed_kt: float | None = Field(default=250.0, gt=0)
-    max_distance_km: float | None = Field(default=150.0, gt=0)
+    max_ground_speed_kt: float | None = Field(default=250.0, gt=0, le=2000)
+    max_distance_km: float | None = Field(default=150.0, gt=0, le=1000)
     allow_addresses: list[Address] = Field(default_factory=list)
     deny_addresses: list[Address] = Field(default_factory=list)
     allow_callsigns: list[str] = Field(default_factory=list)
@@ -147,6 +152,23 @@ class MqttConfig(_Model):
     will_delay_s: int = Field(default=30, ge=0, le=86400)
     batch_s: float = Field(default=0.0, ge=0, le=3600)
 
+    @field_validator("topic_prefix")
+    @classmethod
+    def _plain_topic(cls, v: str) -> str:
+        if not _TOPIC_PREFIX.fullmatch(v):
+            raise ValueError(
+                "use levels of letters, digits, '.', '-' or '_' separated by '/' "
+                "(no '+', '#', '$', spaces or empty levels)"
+            )
+        return v
+
+    @field_validator("client_id")
+    @classmethod
+    def _printable_id(cls, v: str | None) -> str | None:
+        if v is not None and (not _CLIENT_ID.fullmatch(v) or "+" in v or "#" in v):
+            raise ValueError("use 1-128 printable ASCII characters without '+' or '#'")
+        return v
+
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str | None) -> str | None:
@@ -164,25 +186,25 @@ class MqttConfig(_Model):
 class OutboxConfig(_Model):
     """The disk outbox under state_dir: bounds for a long outage."""
 
-    max_mb: float = Field(default=100.0, gt=0)
-    max_age_h: float = Field(default=168.0, gt=0)
+    max_mb: float = Field(default=100.0, gt=0, le=1_000_000)
+    max_age_h: float = Field(default=168.0, gt=0, le=24 * 366)
 
 
 class LimiterConfig(_Model):
     """Per-aircraft change-based position rate (FlightAware's policy by default)."""
 
     enabled: bool = True
-    ground_interval_s: float = Field(default=1.0, ge=0)
-    low_ceiling_ft: float = Field(default=10_000.0, ge=0)
-    low_changed_s: float = Field(default=5.0, ge=0)
-    low_steady_s: float = Field(default=10.0, ge=0)
-    high_changed_s: float = Field(default=10.0, ge=0)
-    high_steady_s: float = Field(default=30.0, ge=0)
-    altitude_ft: float = Field(default=50.0, gt=0)
-    track_deg: float = Field(default=2.0, gt=0)
-    speed_kt: float = Field(default=25.0, gt=0)
-    vrate_fpm: float = Field(default=500.0, gt=0)
-    deviation_m: float = Field(default=100.0, gt=0)
+    ground_interval_s: float = Field(default=1.0, ge=0, le=3600)
+    low_ceiling_ft: float = Field(default=10_000.0, ge=0, le=60_000)
+    low_changed_s: float = Field(default=5.0, ge=0, le=3600)
+    low_steady_s: float = Field(default=10.0, ge=0, le=3600)
+    high_changed_s: float = Field(default=10.0, ge=0, le=3600)
+    high_steady_s: float = Field(default=30.0, ge=0, le=3600)
+    altitude_ft: float = Field(default=50.0, gt=0, le=10_000)
+    track_deg: float = Field(default=2.0, gt=0, le=180)
+    speed_kt: float = Field(default=25.0, gt=0, le=1000)
+    vrate_fpm: float = Field(default=500.0, gt=0, le=20_000)
+    deviation_m: float = Field(default=100.0, gt=0, le=100_000)
 
 
 class TrackConfig(_Model):
