@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import MqttConfig, SiteConfig
-from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
+from agent.outputs.mqtt import MqttPublisher
 from agent.records import position_record
 from tests.conftest import Broker
 from tests.helpers import located_aircraft, wait_until

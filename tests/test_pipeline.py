@@ -9,8 +9,8 @@ import threading
 
 from agent.config import build_config
 from agent.frame import Frame
+from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline, run_sources
-from agent.publish import StdoutPublisher
 from agent.sources.beast import BeastFileSource
 from tests.conftest import shared_data
 from tests.helpers import validate

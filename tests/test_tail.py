@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agent.cli import main
 from agent.config import MqttConfig, SiteConfig
-from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
+from agent.outputs.mqtt import MqttPublisher
 from agent.records import event_record, position_record
 from agent.tail import describe, run_tail
 from agent.track import Aircraft
