@@ -32,12 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from agent.config import AgentConfig, MqttConfig, build_config, read_toml
+from agent.config import DEFAULT_CONFIG, DEFAULT_CREDENTIAL, AgentConfig, build_config, read_toml
 from agent.errors import ConfigError, SourceError
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
-DEFAULT_CONFIG = Path("/etc/adsb-agent/agent.toml")
-DEFAULT_CREDENTIAL = Path("/etc/adsb-agent/mqtt-password")
 # USB IDs of RTL2832U dongles (see systemd/60-adsb-agent-rtlsdr.rules).
 RTLSDR_IDS = (("0bda", "2838"), ("0bda", "2832"))
 DVB_DRIVERS = ("dvb_usb_rtl28xxu", "rtl2832", "rtl2830", "rtl2832_sdr")
@@ -356,20 +354,6 @@ def judge_noise(noise_dbfs: float) -> Result:
 # -- the broker -------------------------------------------------------------------------
 
 
-def with_credential(m: MqttConfig, credential: Path | None) -> MqttConfig:
-    """Run by hand, use the password file the unit hands the service (LoadCredential=)
-    when nothing else gives one; under systemd $CREDENTIALS_DIRECTORY already does."""
-    if (
-        m.password_file is None
-        and not os.environ.get("CREDENTIALS_DIRECTORY")
-        and credential is not None
-        and os.access(credential, os.R_OK)
-        and _read(credential)
-    ):
-        return m.model_copy(update={"password_file": str(credential)})
-    return m
-
-
 def check_broker(
     cfg: AgentConfig,
     *,
@@ -383,36 +367,21 @@ def check_broker(
     MQTT 5 broker answers a publish the ACL forbids with reason 0x87.
     """
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
-    from agent.mqtt import parse_mqtt_url, resolve_password
+    from agent.outputs import mqtt_link, topics
 
     m = cfg.mqtt
     if not m.url:
         return Result("broker", SKIP, "no broker configured (records go to standard output)")
     try:
-        host, port, tls, user, url_password = parse_mqtt_url(m.url)
-        if url_password is None:
-            m = with_credential(m, credential)
-        password = resolve_password(m, url_password)
+        # A password in the URL wins over the credential file (resolve_password).
+        where = mqtt_link.endpoint(mqtt_link.with_credential(m, credential))
+        client = mqtt_link.make_client(m, where, f"adsb-agent-check-{os.getpid()}")
     except ConfigError as err:
         return Result("broker", FAIL, "; ".join(err.problems))
-    user = user or m.username
-    endpoint = f"{host}:{port}" + (" (TLS)" if tls else "")
+    host, port, user = where.host, where.port, where.user
+    endpoint = f"{where}" + (" (TLS)" if where.tls else "")
     v5 = m.protocol == "5"
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"adsb-agent-check-{os.getpid()}",
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-    )
-    if user is not None:
-        client.username_pw_set(user, password or None)
-    if tls:
-        try:
-            client.tls_set(ca_certs=m.ca_file, certfile=m.cert_file, keyfile=m.key_file)
-        except (OSError, ValueError) as err:
-            return Result("broker", FAIL, f"TLS files cannot be loaded: {err}")
-        client.tls_insecure_set(m.tls_insecure)
     answers: dict[str, Any] = {}
     client.on_connect = lambda c, u, f, rc, p: answers.__setitem__("connack", rc)
     client.on_publish = lambda c, u, mid, rc, p: answers.__setitem__("puback", rc)
@@ -466,7 +435,7 @@ def check_broker(
                 f"{endpoint}: refused {who}: {rc}",
                 "check mqtt.username and the password (/etc/adsb-agent/mqtt-password)",
             )
-        topic = f"{m.topic_prefix}/{cfg.site.name}/check"
+        topic = topics.SiteTopics(m.topic_prefix, cfg.site.name).check
         info = client.publish(topic, b"adsb-agent check", qos=1)
         while "puback" not in answers and time.monotonic() < deadline:
             if client.loop(0.1) not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):

@@ -23,8 +23,8 @@ from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigE
 if TYPE_CHECKING:
     from agent.config import AgentConfig
     from agent.outbox import Outbox
+    from agent.outputs.base import Output
     from agent.pipeline import Pipeline
-    from agent.publish import Publisher
 
 log = logging.getLogger("agent")
 
@@ -166,8 +166,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from agent.config import build_config
+    from agent.outputs.stdout import StdoutPublisher
     from agent.pipeline import Pipeline, run_sources
-    from agent.publish import StdoutPublisher
     from agent.sources import open_file_source, parse_rate
 
     cfg = build_config(_overrides(args))
@@ -201,12 +201,12 @@ def _open_outbox(cfg: AgentConfig) -> Outbox:
     )
 
 
-def _publishers(cfg: AgentConfig, pipeline: Pipeline) -> list[Publisher]:
+def _publishers(cfg: AgentConfig, pipeline: Pipeline) -> list[Output]:
     """MQTT through the outbox when a broker is configured; JSON lines when asked or alone."""
-    from agent.mqtt import MqttPublisher
-    from agent.publish import StdoutPublisher
+    from agent.outputs.mqtt import MqttPublisher
+    from agent.outputs.stdout import StdoutPublisher
 
-    publishers: list[Publisher] = []
+    publishers: list[Output] = []
     if cfg.mqtt.url:
         info = {"receiver": cfg.site.position, "filter": cfg.filter.model_dump()}
         mqtt = MqttPublisher(
@@ -220,7 +220,7 @@ def _publishers(cfg: AgentConfig, pipeline: Pipeline) -> list[Publisher]:
     return publishers
 
 
-def _close(publishers: list[Publisher]) -> None:
+def _close(publishers: list[Output]) -> None:
     for pub in publishers:
         pub.close()
 

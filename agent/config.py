@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 
+# Where install.sh puts the configuration and the broker password (the unit hands the
+# latter to the service with LoadCredential=); `check` and `tail` read them by hand.
+DEFAULT_CONFIG = Path("/etc/adsb-agent/agent.toml")
+DEFAULT_CREDENTIAL = Path("/etc/adsb-agent/mqtt-password")
 _SOURCE_SCHEMES = ("file:", "beast://", "avr://", "rtlsdr://", "rtltcp://", "serial://")
 _SITE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" lets a newline through
 # Topic levels the agent publishes under: no wildcards, no empty level, no "$" system topic.

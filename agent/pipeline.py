@@ -28,7 +28,7 @@ from agent.intel.geofence import Geofence
 from agent.intel.height import HeightModel
 from agent.intel.terrain import Terrain
 from agent.limiter import LimiterPolicy, PositionLimiter
-from agent.publish import Publisher
+from agent.outputs.base import Output
 from agent.records import (
     EMERGENCY_SQUAWK,
     TRACK_END,
@@ -54,7 +54,7 @@ _SOURCE_ENDED = object()
 class Pipeline:
     """Single-threaded processing of frames into published records."""
 
-    def __init__(self, cfg: AgentConfig, publishers: Sequence[Publisher]):
+    def __init__(self, cfg: AgentConfig, publishers: Sequence[Output]):
         self.cfg = cfg
         self.publishers = list(publishers)
         self.dedup = DuplicateFilter()
@@ -110,6 +110,8 @@ class Pipeline:
             return
         if not self.verifier.check(frame).accepted:
             return
+        for out in self.publishers:
+            out.on_frame(frame)  # raw feeds re-serve every frame the CRC gate let through
         fields = self.decoder.decode(frame)
         if fields is None:
             return

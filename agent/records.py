@@ -89,11 +89,3 @@ def event_record(
 def _callsign_kind(ac: Aircraft) -> str | None:
     cs = classify_callsign(ac.callsign)
     return cs.kind if cs else None
-
-
-def topic_for(record: dict[str, Any], prefix: str) -> str:
-    """MQTT topic of a record: positions per aircraft, events on one topic."""
-    base = f"{prefix}/{record['site']}"
-    if record["type"] == "position":
-        return f"{base}/position/{record['icao']}"
-    return f"{base}/events"

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.outputs.base import LinkState
+
 log = logging.getLogger("agent.service")
 
 # Status file colours, best to worst.
@@ -133,24 +135,26 @@ class Reading:
     """One look at the running agent, taken from the monitor thread.
 
     sources: each source's counters (a copy); stats: `Pipeline.stats()`;
-    aircraft: aircraft tracked; links: each MQTT publisher's link state (see _link).
+    aircraft: aircraft tracked; links: the link state of each output that has a link,
+    named "mqtt", "mqtt #2", ... in the pipeline's order.
     """
 
     sources: dict[str, dict[str, int]]
     stats: dict[str, int]
     aircraft: int = 0
-    links: dict[str, dict[str, Any]] = field(default_factory=dict)  # "mqtt" -> _link()
+    links: dict[str, LinkState] = field(default_factory=dict)
 
 
 def pipeline_probe(pipeline: Any, sources: Sequence[Any]) -> Callable[[], Reading]:
-    """A probe over a running `Pipeline` and its sources (duck-typed: only counters,
-    `stats()`, `tracker.aircraft` and MQTT publishers' link state are read)."""
+    """A probe over a running `Pipeline` and its sources (only counters, `stats()`,
+    `tracker.aircraft` and the outputs' `link_state()` are read)."""
 
     def probe() -> Reading:
-        links: dict[str, dict[str, Any]] = {}
-        for pub in list(pipeline.publishers):
-            if hasattr(pub, "connected") and hasattr(pub, "outbox"):
-                links["mqtt" if not links else f"mqtt #{len(links) + 1}"] = _link(pub)
+        links: dict[str, LinkState] = {}
+        for out in list(pipeline.publishers):
+            state = out.link_state()
+            if state is not None:
+                links["mqtt" if not links else f"mqtt #{len(links) + 1}"] = state
         return Reading(
             sources={src.name: _copy_counts(src.counts) for src in sources},
             stats=pipeline.stats(),
@@ -159,17 +163,6 @@ def pipeline_probe(pipeline: Any, sources: Sequence[Any]) -> Callable[[], Readin
         )
 
     return probe
-
-
-def _link(pub: Any) -> dict[str, Any]:
-    """The cheap part of an MqttPublisher's link health (its `link_health()` scans the
-    outbox for the oldest row, too costly every few seconds on a large backlog)."""
-    return {
-        "connected": pub.connected.is_set(),
-        "refused": pub.refused_reason or pub.publish_refused,
-        "connect_error": pub.connect_error,
-        "outbox_depth": pub.outbox.depth,
-    }
 
 
 def _copy_counts(counts: Mapping[str, int]) -> dict[str, int]:
@@ -334,8 +327,7 @@ class ServiceMonitor:
             else f"{rate['frames_per_s']:.1f} frames/s, {rate['positions_per_s']:.2f} positions/s, "
             f"{rate['events_per_s'] * 60:.1f} events/min, {reading.aircraft} aircraft"
             + "".join(
-                f", mqtt {'up' if link.get('connected') else 'down'}"
-                f" outbox {link.get('outbox_depth', 0)}"
+                f", mqtt {'up' if link.connected else 'down'} outbox {link.outbox_depth}"
                 for link in reading.links.values()
             )
         )
@@ -376,14 +368,14 @@ class ServiceMonitor:
             return {"state": AMBER, "message": f"alive, but no frames for {quiet:.0f} s"}
         return {"state": GREEN, "message": f"{fps:.1f} frames/s"}
 
-    def _link_component(self, endpoint: str, link: dict[str, Any], now: float) -> dict[str, Any]:
-        depth = link.get("outbox_depth", 0)
-        if link.get("refused"):
-            return {"state": RED, "message": f"broker refuses: {link['refused']}"}
-        if not link.get("connected"):
+    def _link_component(self, endpoint: str, link: LinkState, now: float) -> dict[str, Any]:
+        depth = link.outbox_depth
+        if link.refused:
+            return {"state": RED, "message": f"broker refuses: {link.refused}"}
+        if not link.connected:
             since = self._link_down_since.setdefault(endpoint, now)
             down = now - since
-            why = f": {link['connect_error']}" if link.get("connect_error") else ""
+            why = f": {link.connect_error}" if link.connect_error else ""
             colour = RED if down > LINK_RED_S else AMBER
             return {
                 "state": colour,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from agent.config import MqttConfig
+from agent.outputs import topics
 
 log = logging.getLogger("agent.tail")
 
@@ -97,24 +98,25 @@ def health_line(site: str, h: dict[str, Any]) -> str:
 
 def describe(topic: str, payload: bytes, prefix: str = "adsb/v1") -> list[str]:
     """Lines for one MQTT message (several for a batch of positions)."""
-    rest = topic.removeprefix(prefix + "/")
-    site, _, kind = rest.partition("/")
     now = _clock(time.time())
+    parsed = topics.parse(topic, prefix)
+    kind = parsed.kind if parsed is not None else None
+    site = parsed.site if parsed is not None else "?"
     try:
-        if kind == "positions":
+        if kind == topics.POSITIONS:
             return [position_line(r) for r in json.loads(zlib.decompress(payload))]
-        if kind == "status":
+        if kind == topics.STATUS:
             return [f"{now}  {site}  status: {payload.decode('utf-8', 'replace')}"]
         data = json.loads(payload)
     except (ValueError, zlib.error):
         return [f"{now}  {topic}: {len(payload)} bytes, not JSON"]
-    if kind.startswith("position/"):
+    if kind == topics.POSITION:
         return [position_line(data)]
-    if kind == "events":
+    if kind == topics.EVENTS:
         return [event_line(data)]
-    if kind == "health":
+    if kind == topics.HEALTH:
         return [health_line(site, data)]
-    if kind == "info":
+    if kind == topics.INFO:
         rx = data.get("receiver")
         where = f", receiver {rx[0]}, {rx[1]}" if rx else ""
         return [f"{now}  {site}  info: adsb-agent {data.get('version', '?')}{where}"]
@@ -136,24 +138,21 @@ def run_tail(
     may grant a subscription its ACL then never serves (mosquitto does), so silence
     after `quiet_hint_s` (every agent leaves a retained status) earns one hint line.
     """
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     from agent.errors import ConfigError
-    from agent.mqtt import parse_mqtt_url, resolve_password
+    from agent.outputs import mqtt_link
 
     stream = out or sys.stdout
     if not cfg.url:
         stream.write("adsb-agent tail: no broker (give --mqtt URL or --config FILE)\n")
         return 2
     try:
-        host, port, tls, user, url_password = parse_mqtt_url(cfg.url)
-        password = resolve_password(cfg, url_password)
+        where = mqtt_link.endpoint(cfg)
+        client = mqtt_link.make_client(cfg, where, f"adsb-agent-tail-{uuid.uuid4().hex[:8]}")
     except ConfigError as err:
         stream.write(f"adsb-agent tail: {'; '.join(err.problems)}\n")
         return 2
-    user = user or cfg.username
-    topic = f"{cfg.topic_prefix}/{site or '+'}/#"
+    host, port, user = where.host, where.port, where.user
+    topic = topics.subscription(cfg.topic_prefix, site)
     lock = threading.Lock()
     last_problem: list[str] = [""]
     subscribed_at = [0.0]
@@ -196,16 +195,6 @@ def run_tail(
         except Exception as err:  # one odd message must not end the tail
             emit([f"-- {msg.topic}: cannot show: {err}"])
 
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"adsb-agent-tail-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311,
-    )
-    if user is not None:
-        client.username_pw_set(user, password or None)
-    if tls:
-        client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file)
-        client.tls_insecure_set(cfg.tls_insecure)
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message
@@ -236,8 +225,8 @@ def main(mqtt_url: str | None, site: str | None, config: str | None) -> int:
     """`adsb-agent tail`: the configured broker and site unless told otherwise."""
     import signal
 
-    from agent.check import DEFAULT_CONFIG, DEFAULT_CREDENTIAL, with_credential
-    from agent.config import load_config
+    from agent.config import DEFAULT_CONFIG, DEFAULT_CREDENTIAL, load_config
+    from agent.outputs.mqtt_link import with_credential
 
     path = config or (str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
     cfg = load_config(path) if path else None

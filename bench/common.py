@@ -12,8 +12,8 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.frame import Frame
+from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
-from agent.publish import StdoutPublisher
 
 REPO = Path(__file__).resolve().parents[1]
 

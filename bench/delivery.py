@@ -26,10 +26,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import MqttConfig, build_config
 from agent.decode import haversine_km
-from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
+from agent.outputs.mqtt import MqttPublisher
+from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
-from agent.publish import StdoutPublisher
 from agent.sim.scenario import received_frames, replies
 from bench.broker import BenchBroker
 from bench.common import peak_rss_mib

@@ -12,8 +12,8 @@ import time
 import uuid
 
 from agent.config import MqttConfig
-from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
+from agent.outputs.mqtt import MqttPublisher
 
 
 def main() -> None:

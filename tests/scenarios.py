@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 from agent.config import build_config
+from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
-from agent.publish import StdoutPublisher
 from agent.sim.scenario import Site, received_frames, replies
 from agent.sim.trajectory import (
     KT_TO_MS,

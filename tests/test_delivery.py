@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.delivery import DeliveryQueue
 from agent.outbox import Outbox
+from agent.outputs.delivery import DeliveryQueue
 
 
 def test_live_flows_while_backlog_drains_at_the_capped_rate(tmp_path):

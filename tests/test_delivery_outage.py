@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 from agent.config import MqttConfig
-from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
+from agent.outputs.mqtt import MqttPublisher
 from tests.conftest import REPO, Broker
 from tests.mqtt_helpers import Subscriber
 from tests.netproxy import CuttableProxy

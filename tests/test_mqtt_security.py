@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import MqttConfig, SiteConfig
-from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
+from agent.outputs.mqtt import MqttPublisher
 from agent.records import position_record
 from tests.conftest import Broker
 from tests.helpers import located_aircraft, wait_until
@@ -62,6 +62,8 @@ def test_site_cannot_publish_outside_its_prefix_and_reports_it(tmp_path):
         assert wait_until(lambda: pub.publish_refused is not None)
         assert "authori" in pub.publish_refused.lower()
         assert pub.link_health()["refused"] == pub.publish_refused
+        state = pub.link_state()  # what the status file is coloured from
+        assert state.connected and state.refused == pub.publish_refused
         time.sleep(0.5)
         # No retry storm: one window at most, and nothing acknowledged or deleted.
         assert pub.counts["sent"] <= pub.cfg.max_inflight

@@ -6,11 +6,13 @@ import heapq
 import io
 import json
 import threading
+from collections import Counter
 
 from agent.config import build_config
 from agent.frame import Frame
+from agent.outputs.base import Output
+from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline, run_sources
-from agent.publish import StdoutPublisher
 from agent.sources.beast import BeastFileSource
 from tests.conftest import shared_data
 from tests.helpers import validate
@@ -79,3 +81,35 @@ def _explode_once(decode):
         return decode(frame)
 
     return wrapped
+
+
+class _FrameTap(Output):
+    """An output that keeps the frames it is shown, as a raw feed (Beast out) would."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.frames: list[Frame] = []
+
+    def publish(self, record: dict) -> None:
+        self.counts["published"] += 1
+
+    def on_frame(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+
+def test_outputs_see_every_frame_the_crc_gate_accepts_and_no_other():
+    tap = _FrameTap()
+    pipeline = Pipeline(build_config({"filter": {"enabled": False}}), [tap])
+    frames = _recording("dongle")
+    broken = Frame(bytes.fromhex("8D4840D6202CC371C32CE0576099"), 2000.0)  # CRC off by one bit
+    for f in [*frames, broken]:
+        pipeline.handle(f)
+    accepted = sum(v for k, v in pipeline.verifier.counts.items() if k.startswith("accepted_df"))
+    assert 0 < accepted < len(frames)  # the recording has frames the gate refuses
+    assert len(tap.frames) == accepted
+    assert broken not in tap.frames
+    assert (
+        tap.counts["published"]
+        == pipeline.counts["records_position"] + pipeline.counts["records_event"]
+    )
+    assert tap.link_state() is None  # no far end: the service monitor shows no link

@@ -8,9 +8,10 @@ import time
 import zlib
 
 from agent.config import MqttConfig, SiteConfig
-from agent.mqtt import MqttPublisher, parse_mqtt_url
 from agent.outbox import Outbox
-from agent.publish import StdoutPublisher
+from agent.outputs.mqtt import MqttPublisher
+from agent.outputs.mqtt_link import parse_mqtt_url
+from agent.outputs.stdout import StdoutPublisher
 from agent.records import TRACK_START, event_record, position_record
 from agent.track import Aircraft
 from tests.conftest import Broker

@@ -13,8 +13,8 @@ import pytest
 
 from agent.config import build_config
 from agent.frame import Frame
+from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
-from agent.publish import StdoutPublisher
 from agent.sim.encode import all_call_reply, altitude_reply
 from agent.sim.trajectory import Aircraft, FlightPlan, Kinematics, Straight
 from tests.helpers import validate

@@ -310,8 +310,8 @@ def test_the_unit_keeps_the_contract_and_is_hardened(tmp_path):
 def test_status_components_follow_a_real_source_and_a_real_broker_link(tmp_path, broker):
     """Per-component colours: a Beast recording read in steps, an MQTT link that drops."""
     from agent.config import MqttConfig
-    from agent.mqtt import MqttPublisher
     from agent.outbox import Outbox
+    from agent.outputs.mqtt import MqttPublisher
     from agent.sources import open_file_source
     from tests.conftest import shared_data
 

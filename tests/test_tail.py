@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agent.cli import main
 from agent.config import MqttConfig, SiteConfig
-from agent.mqtt import MqttPublisher
 from agent.outbox import Outbox
+from agent.outputs.mqtt import MqttPublisher
 from agent.records import event_record, position_record
 from agent.tail import describe, run_tail
 from agent.track import Aircraft
@@ -165,3 +165,52 @@ def test_silence_from_an_acl_that_grants_but_never_serves_is_explained(tmp_path)
     assert lines[0].startswith("-- subscribed to adsb/v1/site-01/#")
     assert len(lines) == 2 and "not even the retained status" in lines[1]
     assert "let site-01 read it" in lines[1]
+
+
+def test_tail_and_the_publisher_agree_on_every_topic_under_any_prefix(broker, tmp_path):
+    """Each kind the publisher sends is parsed back by the topics module and shown by
+    `tail` as what it is, never as an unknown topic: both take the prefix from config."""
+    from agent.outputs import topics
+    from tests.mqtt_helpers import Subscriber
+
+    prefix = "fleet/adsb/v9"
+    raw = Subscriber(broker.port, topics.subscription(prefix, None))
+    tail = Tail(MqttConfig(url=broker.url, topic_prefix=prefix), None)
+    single = _agent(tmp_path, broker.url, "site-a", topic_prefix=prefix, health_interval_s=1)
+    batched = _agent(tmp_path, broker.url, "site-b", topic_prefix=prefix, batch_s=0.2)
+    try:
+        site_a, site_b = SiteConfig(name="site-a"), SiteConfig(name="site-b")
+        ac = _aircraft(1)
+        single.publish(event_record("track_start", ac, site_a, ac.last_seen, ("low",)))
+        single.publish(position_record(ac, site_a, ("low",)))
+        batched.publish(position_record(_aircraft(2), site_b, ("low",)))
+        assert single.flush(10) and batched.flush(10)
+        tail.wait_for("site-a  health:")  # the first health goes 2 s after the start
+        tail.wait_for("info: adsb-agent", count=2)
+        tail.wait_for("site-a  E40001")
+        tail.wait_for("site-b  E40002")
+        tail.wait_for("EVENT track_start")
+    finally:
+        single.close()
+        batched.close()
+    tail.wait_for("status: stopped", count=2)
+    tail.close()
+    assert raw.wait_for(lambda s: len(s.payloads(f"{prefix}/site-b/status")) >= 2)
+    raw.close()
+    parsed = [(topics.parse(t, prefix), t) for t, _, _ in raw.messages]
+    assert all(p is not None for p, _ in parsed), [t for p, t in parsed if p is None]
+    kinds = {(p.site, p.kind) for p, _ in parsed if p is not None}
+    assert kinds >= {
+        ("site-a", topics.STATUS),
+        ("site-a", topics.INFO),
+        ("site-a", topics.HEALTH),
+        ("site-a", topics.EVENTS),
+        ("site-a", topics.POSITION),
+        ("site-b", topics.STATUS),
+        ("site-b", topics.INFO),
+        ("site-b", topics.POSITIONS),
+    }
+    shown = [line for line in tail.lines() if not line.startswith("--")]
+    assert not [line for line in shown if prefix in line]  # no "unknown topic" lines
+    for site in ("site-a", "site-b"):
+        assert any(f"{site}  status: online" in line for line in shown)

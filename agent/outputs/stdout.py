@@ -1,16 +1,13 @@
-"""Where selected records go: the publisher interface and the JSON-lines output.
-
-Publishers share one small interface so the pipeline hands each record to a list of
-them without knowing which are there (Frigate's communicators, rtl_433's outputs).
-The MQTT publisher (outbox-backed) lives in agent/mqtt.py.
-"""
+"""JSON lines on standard output: what `replay` and `demo` print, and `run --stdout`."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections import Counter
-from typing import IO, Any, Protocol
+from typing import IO, Any
+
+from agent.outputs.base import Output
 
 
 def to_json(record: dict[str, Any]) -> str:
@@ -18,15 +15,7 @@ def to_json(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
-class Publisher(Protocol):
-    counts: Counter[str]
-
-    def publish(self, record: dict[str, Any]) -> object: ...
-
-    def close(self) -> None: ...
-
-
-class StdoutPublisher:
+class StdoutPublisher(Output):
     """One JSON object per line; the stream `replay` and `demo` print."""
 
     def __init__(self, stream: IO[str] | None = None):

@@ -1,4 +1,4 @@
-"""Which outbox rows go to the broker next.
+"""Which outbox rows the MQTT output sends next.
 
 After an outage the outbox holds a backlog. Live data must keep flowing while the
 backlog drains at a capped rate (a satellite link must not be flooded), and each

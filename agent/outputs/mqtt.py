@@ -14,29 +14,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import __version__
 from agent.config import MqttConfig
-from agent.delivery import DeliveryQueue
-from agent.errors import ConfigError
 from agent.outbox import Outbox, Row
-from agent.records import topic_for
+from agent.outputs import mqtt_link, topics
+from agent.outputs.base import LinkState, Output
+from agent.outputs.delivery import DeliveryQueue
 
+# The name operators know from the journal (`agent.mqtt: MQTT link to ... lost`).
 log = logging.getLogger("agent.mqtt")
 
 # After the broker refuses a publish (e.g. 0x87 not authorised), wait this long before
@@ -46,49 +43,9 @@ REFUSED_RETRY_S = 300.0
 EXPIRE_INTERVAL_S = 60.0
 # Most position rows in one batch message (about 0.5 MB of JSON before compression).
 BATCH_MAX_ROWS = 1000
-# systemd LoadCredential= name for the broker password.
-CREDENTIAL_NAME = "mqtt-password"
 
 
-def parse_mqtt_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
-    """`mqtt[s]://[user:pass@]host[:port]` -> host, port, tls, user, password."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError([f"mqtt.url: {_redact(url)!r} is not mqtt://host[:port] or mqtts://..."])
-    tls = parts.scheme == "mqtts"
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ConfigError([f"mqtt.url: bad port in {_redact(url)!r}"]) from None
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return parts.hostname, port, tls, user, password
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-def resolve_password(cfg: MqttConfig, url_password: str | None) -> str | None:
-    """URL password, else `password_file`, else the systemd credential, else None."""
-    if url_password is not None:
-        return url_password
-    path = cfg.password_file
-    if path is None and os.environ.get("CREDENTIALS_DIRECTORY"):
-        cred = Path(os.environ["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
-        path = str(cred) if cred.exists() else None
-    if path is None:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8").strip() or None  # empty: no password
-    except OSError as err:
-        raise ConfigError([f"mqtt.password_file: cannot read {path}: {err.strerror}"]) from None
-
-
-class MqttPublisher:
+class MqttPublisher(Output):
     """Sends outbox rows to `<prefix>/<site>/...` and reports link health.
 
     `publish()` is called from the pipeline thread and only commits to the outbox;
@@ -104,15 +61,11 @@ class MqttPublisher:
         info: dict[str, Any] | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
     ):
-        if cfg.url is None:
-            raise ConfigError(["mqtt.url: required to publish over MQTT"])
-        host, port, tls, user, url_password = parse_mqtt_url(cfg.url)
-        user = user or cfg.username
-        password = resolve_password(cfg, url_password)
+        where = mqtt_link.endpoint(cfg)
         self.cfg = cfg
         self.site = site
         self.outbox = outbox
-        self.base = f"{cfg.topic_prefix}/{site}"
+        self.topics = topics.SiteTopics(cfg.topic_prefix, site)
         self.info = {"version": __version__, "site": site, **(info or {})}
         self.health = health
         self.counts: Counter[str] = Counter()
@@ -121,7 +74,7 @@ class MqttPublisher:
         self.connect_error: str | None = None
         self.publish_refused: str | None = None
         self.last_ack: float | None = None
-        self._endpoint = f"{host}:{port}"
+        self._endpoint = str(where)
         self._v5 = cfg.protocol == "5"
         self._acks: deque[tuple[int, bool, str]] = deque()
         self._inflight: dict[int, list[int]] = {}  # message id -> outbox seqs it carries
@@ -133,30 +86,18 @@ class MqttPublisher:
         self._queue = DeliveryQueue(outbox, cfg.drain_rate)
         self._paused_until = 0.0
         self._started = time.time()
-        self._client = self._make_client(user, password, tls)
-        self._client.connect_async(host, port, keepalive=cfg.keepalive_s)
+        self._client = self._make_client(where)
+        self._client.connect_async(where.host, where.port, keepalive=cfg.keepalive_s)
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
 
-    def _make_client(self, user: str | None, password: str | None, tls: bool) -> mqtt.Client:
+    def _make_client(self, where: mqtt_link.Endpoint) -> mqtt.Client:
         cfg = self.cfg
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id or f"adsb-agent-{self.site}",
-            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
-        )
-        if user is not None:
-            client.username_pw_set(user, password)
-        if tls:
-            try:
-                client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file)
-            except (OSError, ValueError) as err:
-                raise ConfigError([f"mqtt: TLS files cannot be loaded: {err}"]) from None
-            client.tls_insecure_set(cfg.tls_insecure)
+        client = mqtt_link.make_client(cfg, where, cfg.client_id or f"adsb-agent-{self.site}")
         will_props = None
         if self._v5:
             will_props = Properties(PacketTypes.WILLMESSAGE)
             will_props.WillDelayInterval = cfg.will_delay_s
-        client.will_set(f"{self.base}/status", "offline", qos=1, retain=True, properties=will_props)
+        client.will_set(self.topics.status, "offline", qos=1, retain=True, properties=will_props)
         # One more than our own cap so paho never holds back a message we released.
         client.max_inflight_messages_set(cfg.max_inflight + 4)
         client.reconnect_delay_set(min_delay=1, max_delay=60)
@@ -179,8 +120,8 @@ class MqttPublisher:
         self.connect_error = None
         self.counts["connects"] += 1
         log.info("MQTT connected to %s", self._endpoint)
-        client.publish(f"{self.base}/status", "online", qos=1, retain=True)
-        client.publish(f"{self.base}/info", json.dumps(self.info), qos=1, retain=True)
+        client.publish(self.topics.status, "online", qos=1, retain=True)
+        client.publish(self.topics.info, json.dumps(self.info), qos=1, retain=True)
         self._epoch += 1
         self.connected.set()
         self._wake.set()
@@ -216,7 +157,7 @@ class MqttPublisher:
 
     def publish(self, record: dict[str, Any]) -> int | None:
         """Commit a record to the outbox; the publisher thread sends it. Returns its seq."""
-        seq = self.outbox.put(topic_for(record, self.cfg.topic_prefix), record)
+        seq = self.outbox.put(topics.topic_for(record, self.cfg.topic_prefix), record)
         self.counts["committed" if seq is not None else "commit_failed"] += 1
         self._wake.set()
         return seq
@@ -261,7 +202,7 @@ class MqttPublisher:
             return
         gather = max(0, BATCH_MAX_ROWS - len(self._batch))
         for row in self._queue.next_rows(gather, exclude=self.outbox.pending_acks):
-            if "/position/" not in row.topic:  # events are rare and go at once
+            if not topics.is_position(row.topic):  # events are rare and go at once
                 self._publish(row.topic, row.payload, row.created, [row.seq])
                 continue
             if not self._batch:
@@ -272,7 +213,7 @@ class MqttPublisher:
             rows, self._batch = self._batch, []
             payload = zlib.compress(b"[" + b",".join(r.payload for r in rows) + b"]", 9)
             created = min(r.created for r in rows)
-            self._publish(f"{self.base}/positions", payload, created, [r.seq for r in rows])
+            self._publish(self.topics.positions, payload, created, [r.seq for r in rows])
             self.counts["batches"] += 1
 
     def _publish(self, topic: str, payload: bytes, created: float, seqs: list[int]) -> None:
@@ -300,7 +241,7 @@ class MqttPublisher:
                 log.error(
                     "MQTT broker refused a publish under %s/: %s; records are kept, "
                     "retrying in %d s (check this site's ACL)",
-                    self.base,
+                    self.topics.base,
                     reason,
                     REFUSED_RETRY_S,
                 )
@@ -312,6 +253,16 @@ class MqttPublisher:
             self.last_ack = time.time()
             if self.publish_refused is not None and not self._paused_until:
                 self.publish_refused = None
+
+    def link_state(self) -> LinkState:
+        """The cheap part of the link health, for the service monitor every few seconds
+        (`link_health()` also scans the outbox for its oldest row)."""
+        return LinkState(
+            connected=self.connected.is_set(),
+            refused=self.refused_reason or self.publish_refused,
+            connect_error=self.connect_error,
+            outbox_depth=self.outbox.depth,
+        )
 
     def link_health(self) -> dict[str, Any]:
         """The link and outbox part of the health payload."""
@@ -344,7 +295,7 @@ class MqttPublisher:
                 payload.update(self.health())
             except Exception:  # health must never stop delivery
                 log.exception("building the health payload failed")
-        self._client.publish(f"{self.base}/health", json.dumps(payload), qos=1, retain=True)
+        self._client.publish(self.topics.health, json.dumps(payload), qos=1, retain=True)
 
     # -- any thread ---------------------------------------------------------------------
 
@@ -378,7 +329,7 @@ class MqttPublisher:
             self._thread.join(timeout=2.0)
         self._settle_acks()
         if self.connected.is_set():
-            msg = self._client.publish(f"{self.base}/status", "stopped", qos=1, retain=True)
+            msg = self._client.publish(self.topics.status, "stopped", qos=1, retain=True)
             try:
                 msg.wait_for_publish(2.0)
             except (RuntimeError, ValueError):
