@@ -19,8 +19,8 @@ import pytest
 from agent.frame import Frame
 from agent.sources import open_source
 from agent.sources.iq import IqFileSource
-from agent.sources.rtlsdr import TunerOptions
 from agent.sources.rtltcp import RtlTcpSource
+from agent.sources.tuner import TunerOptions
 from tests.conftest import shared_data
 
 RECORDING = "iq/modes1_2400.uc8"
