@@ -109,7 +109,7 @@ def check_config(
             None,
         )
     where = str(path) if path else "defaults"
-    srcs = ", ".join(cfg.sources) or "no sources"
+    srcs = ", ".join(s.url for s in cfg.sources) or "no sources"
     return Result("config", PASS, f"{where}: valid; site {cfg.site.name}; {srcs}"), cfg
 
 
@@ -172,7 +172,7 @@ def find_dongles(sysfs: Path) -> list[Dongle]:
 
 def check_dongle(cfg: AgentConfig | None, sysfs: Path, dev: Path) -> list[Result]:
     """Dongle present, not claimed by the DVB driver, device node usable by plugdev."""
-    needed = cfg is not None and any(u.startswith("rtlsdr://") for u in cfg.sources)
+    needed = cfg is not None and any(s.kind.scheme == "rtlsdr" for s in cfg.sources)
     bad = FAIL if needed else WARN
     dongles = find_dongles(sysfs)
     loaded = [m for m in DVB_DRIVERS if (sysfs / "module" / m).is_dir()]
@@ -246,11 +246,16 @@ def _node_result(d: Dongle, dev: Path, bad: str) -> Result:
 
 
 def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
-    """Open `url`, listen for `listen_s` seconds: data arriving, noise floor sane."""
-    from agent.sources import open_source
+    """Open `url`, listen for `listen_s` seconds: data arriving, noise floor sane.
+
+    The advice when nothing arrives is the source kind's own (SourceKind's
+    cannot_open_fix and no_data_fix).
+    """
+    from agent.sources import OpenContext, parse_source
 
     try:
-        src = open_source(url, start_time=round(time.time(), 3))
+        spec = parse_source(url)
+        src = spec.open(OpenContext(start_time=round(time.time(), 3)))
     except SourceError as err:
         return [Result("samples", FAIL, f"{url}: cannot open: {err}")]
     stop = threading.Event()
@@ -287,7 +292,7 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
                     "samples",
                     FAIL,
                     f"{url}: could not open or connect ({tries} attempts in {elapsed:.1f} s)",
-                    _cannot_open_fix(url),
+                    spec.kind.cannot_open_fix,
                 )
             ]
         return [
@@ -295,7 +300,7 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
                 "samples",
                 FAIL,
                 f"{url}: nothing arrived in {elapsed:.1f} s",
-                _no_data_fix(url),
+                spec.kind.no_data_fix,
             )
         ]
     out = [Result("samples", PASS, f"{url}: {got}, {frames[0]} frames in {elapsed:.1f} s")]
@@ -303,23 +308,6 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
     if noise is not None:
         out.append(judge_noise(noise))
     return out
-
-
-def _cannot_open_fix(url: str) -> str:
-    if url.startswith(("rtlsdr://", "serial://")):
-        return (
-            "only one program can open a device: `sudo systemctl stop adsb-agent` first; "
-            "then `dmesg` for USB errors (firmware_notes/dongle.md)"
-        )
-    return "is the receiver running and the host and port right? a firewall?"
-
-
-def _no_data_fix(url: str) -> str:
-    if url.startswith(("beast://", "avr://")):
-        return "is dump1090/readsb running and its output port open? (`ss -tlnp`)"
-    if url.startswith("serial://"):
-        return "check the cable, the baud rate and RTS/CTS (firmware_notes/serial-receivers.md)"
-    return "check the dongle's cable and power; `rtl_test -t` should find it"
 
 
 def _noise_floor(src: Any) -> float | None:

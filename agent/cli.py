@@ -171,13 +171,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from agent.sources import open_file_source, parse_rate
 
     cfg = build_config(_overrides(args))
+    pipeline = Pipeline(cfg, [StdoutPublisher()])
     try:
         src = open_file_source(
-            args.file, args.format, parse_rate(args.rate), start_time=round(time.time(), 3)
+            args.file,
+            args.format,
+            parse_rate(args.rate),
+            start_time=round(time.time(), 3),
+            verifier=pipeline.verifier,
         )
     except SourceError as err:
         raise ConfigError([str(err)]) from None
-    pipeline = Pipeline(cfg, [StdoutPublisher()])
     run_sources([src], pipeline, threading.Event())
     pipeline.finish()
     sys.stdout.flush()
@@ -230,18 +234,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent.logs import set_site
     from agent.pipeline import Pipeline, run_sources
     from agent.service import Notifier, ServiceMonitor, default_status_path, pipeline_probe
-    from agent.sources import open_source
+    from agent.sources import OpenContext
 
     cfg = build_config(_overrides(args))
     set_site(cfg.site.name)
     if not cfg.sources:
         raise ConfigError(["sources: none configured (give --source URL or sources = [...])"])
-    now = round(time.time(), 3)
+    pipeline = Pipeline(cfg, [])
+    context = OpenContext(start_time=round(time.time(), 3), verifier=pipeline.verifier)
     try:
-        sources = [open_source(url, start_time=now) for url in cfg.sources]
+        sources = [spec.open(context) for spec in cfg.sources]
     except SourceError as err:
         raise ConfigError([f"sources: {err}"]) from None
-    pipeline = Pipeline(cfg, [])
     pipeline.publishers.extend(_publishers(cfg, pipeline))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -253,7 +257,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         site=cfg.site.name,
         status_path=args.status_file or default_status_path(),
     )
-    log.info("started: site %s, sources %s", cfg.site.name, ", ".join(cfg.sources))
+    log.info("started: site %s, sources %s", cfg.site.name, ", ".join(s.url for s in cfg.sources))
     monitor.start()  # READY=1: config valid, sources open, publishers made
     try:
         run_sources(sources, pipeline, stop, clock=time.time)

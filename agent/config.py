@@ -10,17 +10,27 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, SourceError
+from agent.sources.kind import SourceSpec
+from agent.sources.kinds import parse_source
 
 # Where install.sh puts the configuration and the broker password (the unit hands the
 # latter to the service with LoadCredential=); `check` and `tail` read them by hand.
 DEFAULT_CONFIG = Path("/etc/adsb-agent/agent.toml")
 DEFAULT_CREDENTIAL = Path("/etc/adsb-agent/mqtt-password")
-_SOURCE_SCHEMES = ("file:", "beast://", "avr://", "rtlsdr://", "rtltcp://", "serial://")
 _SITE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" lets a newline through
 # Topic levels the agent publishes under: no wildcards, no empty level, no "$" system topic.
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
@@ -28,6 +38,22 @@ _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 _CLIENT_ID = re.compile(r"[!-~]{1,128}")
 Category = Annotated[str, Field(pattern=r"^[A-D][0-7]$")]
 Address = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{6}$")]
+
+
+def _source(value: Any) -> SourceSpec:
+    """A source URL parsed into its kind's typed options (agent.sources.kinds)."""
+    if isinstance(value, SourceSpec):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a source URL string")
+    try:
+        return parse_source(value)
+    except SourceError as err:
+        raise ValueError(str(err)) from None
+
+
+# In the file a URL string; in AgentConfig its parsed form (written back as the URL).
+SourceUrl = Annotated[SourceSpec, PlainValidator(_source), PlainSerializer(lambda s: s.url)]
 
 
 class _Model(BaseModel):
@@ -217,7 +243,7 @@ class TrackConfig(_Model):
 
 class AgentConfig(_Model):
     site: SiteConfig = Field(default_factory=SiteConfig)
-    sources: list[str] = Field(default_factory=list)
+    sources: list[SourceUrl] = Field(default_factory=list)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
@@ -227,14 +253,6 @@ class AgentConfig(_Model):
     geofence: list[GeofenceConfig] = Field(default_factory=list)
     state_dir: str = "/var/lib/adsb-agent"
     stdout: bool = False
-
-    @field_validator("sources")
-    @classmethod
-    def _known_schemes(cls, v: list[str]) -> list[str]:
-        for url in v:
-            if not url.startswith(_SOURCE_SCHEMES):
-                raise ValueError(f"{url!r}: scheme must be one of {', '.join(_SOURCE_SCHEMES)}")
-        return v
 
 
 def _problems(err: ValidationError) -> list[str]:

@@ -30,6 +30,10 @@ class Frame:
         source: name of the source that produced it, for counters and logs.
         ticks_12mhz: Beast/MLAT 12 MHz counter when the source provides one.
         repaired_bits: bits corrected by the demodulator's syndrome repair.
+        accepted: the pipeline's verifier's verdict when the source already had the
+            frame judged by it (an IQ source's demodulator, through verify.SourceGate,
+            which also counted it); None when it is still to be judged. The pipeline
+            judges only frames with None.
     """
 
     msg: bytes
@@ -38,6 +42,7 @@ class Frame:
     source: str = ""
     ticks_12mhz: int | None = None
     repaired_bits: int = 0
+    accepted: bool | None = None
 
     @property
     def df(self) -> int:

@@ -108,7 +108,10 @@ class Pipeline:
         self.counts["frames"] += 1
         if self.dedup.is_duplicate(frame):
             return
-        if not self.verifier.check(frame).accepted:
+        accepted = frame.accepted  # judged already by an IQ source's demodulator
+        if accepted is None:
+            accepted = self.verifier.check(frame).accepted
+        if not accepted:
             return
         for out in self.publishers:
             out.on_frame(frame)  # raw feeds re-serve every frame the CRC gate let through

@@ -14,8 +14,9 @@ repaired in at most one bit, and never confirms one itself.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -61,7 +62,11 @@ class Verdict:
 class FrameVerifier:
     """Applies the CRC gate and remembers recently confirmed addresses.
 
-    Not thread-safe: one verifier per pipeline, fed in receive order.
+    One verifier per pipeline: the pipeline judges frames with `check`, and the
+    demodulators of its IQ sources (each in its reader thread) judge theirs through a
+    SourceGate over the same verifier, so every source learns the addresses any source
+    confirmed. Thread-safe: every public method holds a lock for the few dictionary
+    operations it does (uncontended, a fraction of a microsecond per call).
     """
 
     def __init__(self, address_ttl_s: float = RECENT_ADDRESS_TTL_S):
@@ -69,32 +74,40 @@ class FrameVerifier:
             raise ValueError("address_ttl_s must be > 0")
         self.address_ttl_s = address_ttl_s
         self._recent: dict[int, float] = {}
+        self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
 
     def seen_recently(self, icao: int, now: float) -> bool:
+        with self._lock:
+            return self._seen_recently(icao, now)
+
+    def _seen_recently(self, icao: int, now: float) -> bool:
         seen = self._recent.get(icao)
         return seen is not None and now - seen <= self.address_ttl_s
 
     def recent_addresses(self, now: float) -> list[int]:
         """Every address seen_recently(address, now) accepts, for filtering many at once."""
-        return [a for a, seen in self._recent.items() if now - seen <= self.address_ttl_s]
+        with self._lock:
+            return [a for a, seen in self._recent.items() if now - seen <= self.address_ttl_s]
 
     def confirm(self, icao: int, now: float) -> None:
         """Mark an address as seen in a clean, self-checking frame."""
+        with self._lock:
+            self._confirm(icao, now)
+
+    def _confirm(self, icao: int, now: float) -> None:
         self._recent[icao] = now
         if len(self._recent) > 4096:
-            self._expire(now)
-
-    def _expire(self, now: float) -> None:
-        self._recent = {a: t for a, t in self._recent.items() if now - t <= self.address_ttl_s}
+            self._recent = {a: t for a, t in self._recent.items() if now - t <= self.address_ttl_s}
 
     def check(self, frame: Frame, syndrome: int | None = None) -> Verdict:
         """Judge one frame; `syndrome` saves recomputing it when the caller has it."""
-        verdict = self._judge(frame, syndrome)
-        if verdict.accepted:
-            self.counts[_ACCEPTED_KEYS[frame.df]] += 1
-        else:
-            self.counts[verdict.reason.value] += 1  # type: ignore[union-attr]
+        with self._lock:
+            verdict = self._judge(frame, syndrome)
+            if verdict.accepted:
+                self.counts[_ACCEPTED_KEYS[frame.df]] += 1
+            else:
+                self.counts[verdict.reason.value] += 1  # type: ignore[union-attr]
         return verdict
 
     def accept_clean(self, frame: Frame) -> None:
@@ -109,7 +122,8 @@ class FrameVerifier:
         self.confirm_clean(
             df, int.from_bytes(frame.msg[1:4], "big"), frame.repaired_bits, frame.rx_time
         )
-        self.counts[_ACCEPTED_KEYS[df]] += 1
+        with self._lock:
+            self.counts[_ACCEPTED_KEYS[df]] += 1
 
     def confirm_clean(self, df: int, address: int, repaired_bits: int, rx_time: float) -> None:
         """accept_clean without the count, from fields the caller already has.
@@ -123,7 +137,13 @@ class FrameVerifier:
 
     def count_accepted(self, per_df: Sequence[int]) -> None:
         """Count per_df[df] frames of each DF as accepted (see confirm_clean)."""
-        add_accepted(self.counts, per_df)
+        with self._lock:
+            add_accepted(self.counts, per_df)
+
+    def count_rejected(self, reason: Reject, n: int) -> None:
+        """Count `n` frames refused for `reason` by a caller that judged them itself."""
+        with self._lock:
+            self.counts[reason.value] += n
 
     def _judge(self, frame: Frame, known: int | None) -> Verdict:
         msg, df = frame.msg, frame.df
@@ -134,22 +154,91 @@ class FrameVerifier:
             aa = int.from_bytes(msg[1:4], "big")
             if df == 11:
                 if syn == 0:
-                    self.confirm(aa, frame.rx_time)
+                    self._confirm(aa, frame.rx_time)
                     return Verdict(True, aa)
-                if syn <= _DF11_MAX_IID and self.seen_recently(aa, frame.rx_time):
+                if syn <= _DF11_MAX_IID and self._seen_recently(aa, frame.rx_time):
                     return Verdict(True, aa)
                 return Verdict(False, reason=Reject.BAD_CRC)
             if syn != 0:
                 return Verdict(False, reason=Reject.BAD_CRC)
             if frame.repaired_bits > MAX_CONFIRMING_REPAIR:
-                if not self.seen_recently(aa, frame.rx_time):
+                if not self._seen_recently(aa, frame.rx_time):
                     return Verdict(False, reason=Reject.UNCONFIRMED_REPAIR)
             elif df == 17:
-                self.confirm(aa, frame.rx_time)
+                self._confirm(aa, frame.rx_time)
             return Verdict(True, aa)
         if df in ADDRESS_PARITY_DFS:
             icao = syn
-            if self.seen_recently(icao, frame.rx_time):
+            if self._seen_recently(icao, frame.rx_time):
                 return Verdict(True, icao)
             return Verdict(False, reason=Reject.UNKNOWN_ADDRESS)
         return Verdict(False, reason=Reject.UNSUPPORTED_DF)
+
+
+class SourceGate:
+    """One demodulator's way into the pipeline's FrameVerifier, passed as its `verifier`.
+
+    The Demodulator judges its frames itself, in receive order, through the calls
+    below (the ones it makes of a verifier), and counts what it accepted once per
+    batch. A DF17/18 repaired in more than one bit it accepts without asking whether
+    the address is confirmed: with a private verifier the pipeline's check() asked
+    that later. Here it is asked when the demodulator accepts the frame (confirm_clean,
+    in order, so no later frame's confirmation can count), the refusal is counted as
+    check() would count it, and `judged` writes every verdict on the frames
+    (Frame.accepted): the pipeline takes those and judges nothing twice.
+
+    Not thread-safe: one per demodulator, used by the thread feeding it; the verifier
+    it leads to is shared and thread-safe.
+    """
+
+    def __init__(self, verifier: FrameVerifier):
+        self.verifier = verifier
+        # (address, rx_time) of multi-bit repairs refused since the last judged().
+        self._refused: set[tuple[int, float]] = set()
+        self._refused_per_df = [0] * 32
+
+    def seen_recently(self, icao: int, now: float) -> bool:
+        return self.verifier.seen_recently(icao, now)
+
+    def recent_addresses(self, now: float) -> list[int]:
+        return self.verifier.recent_addresses(now)
+
+    def confirm_clean(self, df: int, address: int, repaired_bits: int, rx_time: float) -> None:
+        """FrameVerifier.confirm_clean, and the confirmed-address test of a multi-bit
+        repair that check() makes (Reject.UNCONFIRMED_REPAIR)."""
+        if repaired_bits > MAX_CONFIRMING_REPAIR:
+            if not self.verifier.seen_recently(address, rx_time):
+                self._refused.add((address, rx_time))
+                self._refused_per_df[df] += 1
+            return
+        self.verifier.confirm_clean(df, address, repaired_bits, rx_time)
+
+    def count_accepted(self, per_df: Sequence[int]) -> None:
+        """Count the batch's accepted frames, less the repairs refused above."""
+        refused = self._refused_per_df
+        if any(refused):
+            per_df = [n - r for n, r in zip(per_df, refused, strict=True)]
+            self.verifier.count_rejected(Reject.UNCONFIRMED_REPAIR, sum(refused))
+            self._refused_per_df = [0] * 32
+        self.verifier.count_accepted(per_df)
+
+    def judged(self, frames: Iterable[Frame]) -> list[Frame]:
+        """The demodulator's frames with their verdicts (call after each of its calls)."""
+        refused = self._refused
+        out = [
+            Frame(
+                f.msg,
+                f.rx_time,
+                f.signal_dbfs,
+                f.source,
+                f.ticks_12mhz,
+                f.repaired_bits,
+                not (
+                    f.repaired_bits > MAX_CONFIRMING_REPAIR
+                    and (int.from_bytes(f.msg[1:4], "big"), f.rx_time) in refused
+                ),
+            )
+            for f in frames
+        ]
+        refused.clear()
+        return out

@@ -56,7 +56,8 @@ def run(
     consumer_factor: float = 0.0,
 ) -> tuple[float, dict[str, int]]:
     """CPU seconds per IQ second for one configuration, and the source's counters."""
-    from agent.sources.rtlsdr import RtlSdrSource, TunerOptions
+    from agent.sources.rtlsdr import RtlSdrSource
+    from agent.sources.tuner import TunerOptions
 
     dongle.set_speed(speed)
     src = RtlSdrSource(None, TunerOptions(rate=RATE, gain=49.6))

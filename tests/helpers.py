@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -112,3 +113,49 @@ def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+class TcpServer:
+    """A real listening socket on 127.0.0.1 and its accept loop, for scripted peers.
+
+    `handle(conn)` serves each accepted connection in the accept thread, one at a
+    time (it owns `conn`); the loop looks at `stopping` at least every `poll_s`, so
+    close() returns promptly. A handler that streams should watch `stopping` too.
+    """
+
+    def __init__(
+        self,
+        handle: Callable[[socket.socket], None],
+        *,
+        port: int = 0,
+        poll_s: float = 0.05,
+        name: str = "tcp-server",
+    ):
+        self.handle = handle
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.listener.settimeout(poll_s)
+        self.port: int = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> TcpServer:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # the listener was closed
+                return
+            self.accepted += 1
+            self.handle(conn)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+        self.listener.close()

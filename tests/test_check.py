@@ -19,7 +19,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from agent.cli import main
 from agent.config import build_config
 from tests import sandbox
 from tests.conftest import REPO, Broker, free_port, shared_data
+from tests.helpers import TcpServer
 from tests.pki import make_pki
 
 ACL = "pattern write adsb/v1/%u/#\n"
@@ -172,17 +172,15 @@ def test_no_samples_overload_and_flat_samples_are_failures(tmp_path):
 
 
 def test_a_receiver_that_accepts_and_says_nothing_fails(tmp_path):
-    srv = socket.create_server(("127.0.0.1", 0))
-    port = srv.getsockname()[1]
     conns: list[socket.socket] = []
-    t = threading.Thread(target=lambda: conns.append(srv.accept()[0]), daemon=True)
-    t.start()
+    srv = TcpServer(conns.append, name="silent-receiver").start()  # holds, sends nothing
     try:
-        r = check.check_source(f"beast://127.0.0.1:{port}", 0.8)
+        r = check.check_source(f"beast://127.0.0.1:{srv.port}", 0.8)
     finally:
+        srv.close()
         for c in conns:
             c.close()
-        srv.close()
+    assert srv.accepted >= 1
     assert _states(r) == [("samples", FAIL)]
     assert "nothing arrived" in r[0].detail and "dump1090" in r[0].fix
 

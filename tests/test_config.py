@@ -38,7 +38,7 @@ def test_every_problem_is_listed_with_its_path():
         "filter.max_height_ft",
         "filter.keep_categories.0",
         "mqtt.url",
-        "sources",
+        "sources.0",  # each URL is parsed into its kind's options: the bad one is named
         "bogus",
     }
     assert "site.colour: unknown key" in err.value.problems

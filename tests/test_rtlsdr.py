@@ -28,15 +28,9 @@ from agent.frame import Frame
 from agent.sources import open_source
 from agent.sources.gain import AdaptiveGain, GainPolicy, decide
 from agent.sources.iq import IqFileSource
-from agent.sources.rtlsdr import (
-    ENV_LIBRTLSDR,
-    FEED_SAMPLES,
-    LiveIq,
-    RtlSdrSource,
-    TunerOptions,
-    parse_device,
-    parse_tuner_options,
-)
+from agent.sources.live_iq import FEED_SAMPLES, LiveIq
+from agent.sources.rtlsdr import ENV_LIBRTLSDR, RtlSdrSource, parse_device
+from agent.sources.tuner import TunerOptions, parse_tuner_options
 from tests import fake_rtlsdr
 from tests.conftest import REPO, shared_data
 from tests.helpers import SourceRunner as Runner

@@ -19,9 +19,10 @@ import pytest
 from agent.frame import Frame
 from agent.sources import open_source
 from agent.sources.iq import IqFileSource
-from agent.sources.rtlsdr import TunerOptions
 from agent.sources.rtltcp import RtlTcpSource
+from agent.sources.tuner import TunerOptions
 from tests.conftest import shared_data
+from tests.helpers import TcpServer
 
 RECORDING = "iq/modes1_2400.uc8"
 CHUNK = 65536
@@ -50,35 +51,28 @@ class RtlTcpServer:
         self.header = header
         self.close_after_data = close_after_data
         self.rate = rate
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
         self.connections: list[list[tuple[int, int]]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.server = TcpServer(self._serve, poll_s=0.2, name="rtl_tcp")
+        self.port = self.server.port
+        self.stop = self.server.stopping
+        self.server.start()
 
-    def _serve(self) -> None:
-        while not self.stop.is_set():
+    def _serve(self, conn: socket.socket) -> None:
+        commands: list[tuple[int, int]] = []
+        self.connections.append(commands)
+        reader = threading.Thread(target=self._commands, args=(conn, commands), daemon=True)
+        reader.start()
+        try:
+            self._stream(conn)
+        except OSError:
+            pass
+        finally:
             try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            commands: list[tuple[int, int]] = []
-            self.connections.append(commands)
-            reader = threading.Thread(target=self._commands, args=(conn, commands), daemon=True)
-            reader.start()
-            try:
-                self._stream(conn)
+                conn.shutdown(socket.SHUT_RDWR)  # wakes the command reader, sends FIN
             except OSError:
                 pass
-            finally:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)  # wakes the command reader, sends FIN
-                except OSError:
-                    pass
-                reader.join(2)
-                conn.close()
+            reader.join(2)
+            conn.close()
 
     def _commands(self, conn: socket.socket, out: list[tuple[int, int]]) -> None:
         buf = b""
@@ -111,9 +105,7 @@ class RtlTcpServer:
                 time.sleep(ahead)
 
     def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.listener.close()
+        self.server.close()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from agent.sources.avr import AvrTcpSource
 from agent.sources.beast import BeastDecoder, BeastTcpSource
 from agent.sources.tcp import TcpStream
 from tests.conftest import free_port, shared_data
-from tests.helpers import SourceRunner
+from tests.helpers import SourceRunner, TcpServer
 
 # Fast retries so reconnect tests take fractions of a second.
 FAST = {"backoff_min": 0.05, "backoff_max": 0.2, "read_timeout": 0.1, "connect_timeout": 1.0}
@@ -41,39 +41,31 @@ class ScriptedServer:
 
     def __init__(self, script: list[bytes | None], port: int = 0):
         self.script = list(script)
-        self.listener = socket.create_server(("127.0.0.1", port))
-        self.listener.settimeout(0.05)
-        self.port = self.listener.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
         self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._run, name="scripted-server", daemon=True)
+        self._server = TcpServer(self._serve, port=port, name="scripted-server")
+        self.port = self._server.port
+
+    @property
+    def accepted(self) -> int:
+        return self._server.accepted
 
     def __enter__(self) -> ScriptedServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self._server.close()
         for conn in self._held:
             conn.close()
-        self.listener.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            payload = self.script.pop(0) if self.script else HOLD
-            if payload is HOLD:
-                self._held.append(conn)
-                continue
-            with conn:
-                conn.sendall(payload)
-                conn.shutdown(socket.SHUT_WR)
+    def _serve(self, conn: socket.socket) -> None:
+        payload = self.script.pop(0) if self.script else HOLD
+        if payload is HOLD:
+            self._held.append(conn)
+            return
+        with conn:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
 
 
 @contextmanager

@@ -17,10 +17,12 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from agent.demod import DemodOptions, Demodulator
+from agent.demod import DemodOptions
 from agent.demod.iq import BYTES_PER_SAMPLE, CONVERTERS
 from agent.errors import SourceError
 from agent.frame import Frame
+from agent.sources.options import iq_demodulator
+from agent.verify import FrameVerifier
 
 # How long a read of standard input may block before `stop` is looked at again.
 POLL_S = 0.5
@@ -43,6 +45,8 @@ class IqFileSource:
         block_samples: samples demodulated per block.
         start_time: receive time of the first sample.
         demod: demodulator settings (defaults when None).
+        verifier: the pipeline's verifier (OpenContext.verifier): the demodulator
+            judges through it and the frames carry its verdicts; None for a private one.
     Raises:
         SourceError: unknown format or rate, or an unreadable file.
     """
@@ -56,6 +60,7 @@ class IqFileSource:
         block_samples: int = BLOCK_SAMPLES,
         start_time: float = 0.0,
         demod: DemodOptions | None = None,
+        verifier: FrameVerifier | None = None,
     ):
         if fmt not in CONVERTERS:
             raise SourceError(f"IQ format {fmt!r}: expected one of {', '.join(CONVERTERS)}")
@@ -63,17 +68,7 @@ class IqFileSource:
             raise SourceError("block_samples must be >= 1")
         if path != "-" and not os.access(path, os.R_OK):
             raise SourceError(f"{path}: not found or not readable")
-        try:
-            opts = demod or DemodOptions()
-            self.demod = Demodulator(
-                rate,
-                source=name,
-                start_time=start_time,
-                repair_bits=opts.repair_bits,
-                retry_weak=opts.retry_weak,
-            )
-        except ValueError as err:
-            raise SourceError(str(err)) from None
+        self.demod, self._gate = iq_demodulator(rate, name, demod, verifier, start_time)
         self.path = path
         self.name = name
         self.fmt = fmt
@@ -92,11 +87,14 @@ class IqFileSource:
             if not usable:
                 continue
             self.counts["samples"] += usable // width
-            yield from self.demod.process_raw(memoryview(data)[:usable], self.fmt)
+            yield from self._judged(self.demod.process_raw(memoryview(data)[:usable], self.fmt))
         if pending:
             self.counts["truncated_bytes"] += len(pending)
         if not stop.is_set():
-            yield from self.demod.flush()
+            yield from self._judged(self.demod.flush())
+
+    def _judged(self, frames: list[Frame]) -> list[Frame]:
+        return frames if self._gate is None else self._gate.judged(frames)
 
     def _chunks(self, stop: threading.Event) -> Iterator[bytes]:
         if self.path == "-":

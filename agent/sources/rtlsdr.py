@@ -40,16 +40,19 @@ import threading
 import time
 import types
 from collections import Counter
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator
 from typing import Any
+from urllib.parse import SplitResult, unquote
 
-from agent.demod import DemodOptions, Demodulator
 from agent.errors import SourceError
 from agent.frame import Frame
-from agent.sources import DEMOD_KEYS, parse_demod_options, parse_rate
 from agent.sources.gain import AdaptiveGain, GainStep
+from agent.sources.kind import OpenContext, SourceKind
+from agent.sources.live_iq import LiveIq
 from agent.sources.reopen import Reopener
 from agent.sources.stream import Clock
+from agent.sources.tuner import ADSB_FREQ_HZ, TunerOptions
+from agent.verify import FrameVerifier
 
 log = logging.getLogger("agent.sources.rtlsdr")
 
@@ -60,21 +63,12 @@ INSTALL_HINT = (
     "apt-get install librtlsdr0 and pip install 'pyrtlsdr>=0.3,<0.4' "
     "(pyrtlsdr 0.4+ needs functions Debian's librtlsdr 0.6 lacks)"
 )
-ADSB_FREQ_HZ = 1_090_000_000
 # librtlsdr's own default transfer size (16 x 32 x 512 bytes): 54.6 ms at 2.4 MS/s.
 DEFAULT_BUF_BYTES = 262_144
 # Buffers queued between reader and demodulator: 32 x 54.6 ms = 1.7 s, 8 MiB.
 DEFAULT_QUEUE_BUFFERS = 32
-# Samples gathered before demodulating (LiveIq.feed): librtlsdr's transfers and rtl_tcp's
-# recv() chunks are smaller than the demodulator likes, and its per-call cost makes that
-# expensive (CPU per IQ second on modes1_2400, measured before later speed-ups: 57 ms in
-# 128k-sample blocks, 41 ms in 512k). 512k samples are 0.22 s at 2.4 MS/s, a delay
-# nothing downstream notices.
-FEED_SAMPLES = 524_288
 # A reader silent this long is wedged (a dongle streams continuously).
 DEFAULT_STALL_S = 5.0
-# Sample clock vs wall clock disagreement that triggers a re-anchor (seconds).
-MAX_SKEW_S = 0.25
 # How long the consumer waits for a buffer before looking at `stop` again.
 POLL_S = 0.25
 # How long a cancelled reader may take to return before it is declared stuck.
@@ -135,172 +129,9 @@ def load_pyrtlsdr() -> types.ModuleType:
     return rtlsdr
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TunerOptions:
-    """Settings shared by rtlsdr:// and rtltcp:// (parsed from the URL query).
-
-    Attributes:
-        rate: 2.0e6 or 2.4e6 samples per second.
-        gain: "auto" (tuner AGC), "adaptive" (gain.AdaptiveGain) or a gain in dB,
-            snapped to the nearest the tuner offers.
-        ppm: frequency correction of the dongle's crystal.
-        biastee: power for an LNA on the antenna port; None leaves it as it is (an LNA
-            powered by other means must not be switched off by a default).
-        demod: demodulator settings for the samples (repair=, retry= in the URL).
-    """
-
-    rate: float = 2.4e6
-    gain: str | float = "auto"
-    ppm: int = 0
-    biastee: bool | None = None
-    demod: DemodOptions = dataclasses.field(default_factory=DemodOptions)
-
-
-def parse_tuner_options(url: str, query: Mapping[str, str]) -> TunerOptions:
-    """TunerOptions from a URL query; SourceError names the bad option."""
-    unknown = set(query) - {"rate", "gain", "ppm", "biastee"} - DEMOD_KEYS
-    if unknown:
-        raise SourceError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}")
-    rate = parse_rate(query.get("rate", "2.4e6"))
-    text = query.get("gain", "auto").strip().lower()
-    gain: str | float
-    if text in ("auto", "adaptive"):
-        gain = text
-    else:
-        try:
-            gain = float(text)
-        except ValueError:
-            raise SourceError(f"{url}: gain {text!r}: expected auto, adaptive or dB") from None
-        if not 0.0 <= gain <= 60.0:
-            raise SourceError(f"{url}: gain {gain:g} dB out of range 0-60")
-    try:
-        ppm = int(query.get("ppm", "0"))
-    except ValueError:
-        raise SourceError(f"{url}: ppm {query['ppm']!r} is not an integer") from None
-    if not -1000 <= ppm <= 1000:
-        raise SourceError(f"{url}: ppm {ppm} out of range -1000..1000")
-    biastee: bool | None = None
-    if "biastee" in query:
-        flag = query["biastee"].strip().lower()
-        if flag not in ("0", "1", "true", "false", "on", "off"):
-            raise SourceError(f"{url}: biastee {flag!r}: expected 0 or 1")
-        biastee = flag in ("1", "true", "on")
-    return TunerOptions(
-        rate=rate,
-        gain=gain,
-        ppm=ppm,
-        biastee=biastee,
-        demod=parse_demod_options(url, dict(query)),
-    )
-
-
 def snap_gain(gain_db: float, gains_db: list[float]) -> float:
     """The tuner gain nearest to `gain_db` (pyrtlsdr snaps the same way)."""
     return min(gains_db, key=lambda g: abs(g - gain_db))
-
-
-class LiveIq:
-    """Live UC8 bytes -> frames with wall-clock receive times, plus adaptive-gain input.
-
-    Shared by the RTL-SDR and rtl_tcp sources. One Demodulator lives as long as the
-    source (its verifier remembers confirmed addresses across reopens); what is fed
-    after a gap is just a later block, re-anchored in time. Not thread-safe.
-
-    Args:
-        rate: samples per second.
-        name: source name on frames.
-        clock: wall clock (injectable).
-        max_skew_s: re-anchor when sample time and arrival time differ by more.
-        demod: demodulator settings.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        name: str,
-        clock: Clock,
-        max_skew_s: float = MAX_SKEW_S,
-        demod: DemodOptions | None = None,
-    ):
-        opts = demod or DemodOptions()
-        self.demod = Demodulator(
-            rate, source=name, repair_bits=opts.repair_bits, retry_weak=opts.retry_weak
-        )
-        self.counts: Counter[str] = self.demod.counts
-        self.rate = rate
-        self.clock = clock
-        self.max_skew_s = max_skew_s
-        self.gain: AdaptiveGain | None = None
-        self._fed = 0  # samples given to the demodulator
-        self._anchored = False
-        self._last_time = float("-inf")
-        self._pending = b""
-        self._gathered: list[bytes] = []
-        self._gathered_bytes = 0
-        self._arrival = 0.0
-        self._carry: list[Frame] = []  # decided from a stream that has ended
-
-    def restart(self) -> None:
-        """A new stream (reopen, reconnect): re-anchor time on its first block.
-
-        What the last stream left gathered is demodulated now (its frames come with
-        the next feed), not dropped.
-        """
-        self._carry += self.drain()
-        self._anchored = False
-        self._pending = b""
-        if self.gain is not None:
-            self.gain.restart(self._fed / self.rate)
-
-    def feed(self, data: bytes, arrival: float) -> tuple[list[Frame], GainStep | None]:
-        """Gather `data` (UC8) that ended arriving at `arrival` (wall time); once
-        FEED_SAMPLES are gathered, the frames decided (and any gain step)."""
-        self._gathered.append(data)
-        self._gathered_bytes += len(data)
-        self._arrival = arrival
-        carry, self._carry = self._carry, []
-        if self._gathered_bytes < 2 * FEED_SAMPLES:
-            return carry, None
-        frames, step = self._demodulate()
-        return carry + frames, step
-
-    def drain(self) -> list[Frame]:
-        """Frames from whatever is gathered (a stream's end); no gain step."""
-        return self._demodulate()[0] if self._gathered else []
-
-    def _demodulate(self) -> tuple[list[Frame], GainStep | None]:
-        data = b"".join(self._gathered)
-        arrival = self._arrival
-        self._gathered.clear()
-        self._gathered_bytes = 0
-        if self._pending:
-            data = self._pending + data
-        usable = len(data) & ~1
-        self._pending = data[usable:]
-        if not usable:
-            return [], None
-        n = usable // 2
-        expected_end = self.demod.start_time + (self._fed + n) / self.rate
-        skew = arrival - expected_end
-        if not self._anchored or abs(skew) > self.max_skew_s:
-            if self._anchored:
-                self.counts["clock_resync"] += 1
-            self.demod.start_time += skew
-            self._anchored = True
-        self._fed += n
-        self.counts["samples"] += n
-        frames = self.demod.process_raw(memoryview(data)[:usable])
-        out = []
-        for f in frames:
-            if f.rx_time < self._last_time:  # a backward re-anchor: keep time monotonic
-                f = dataclasses.replace(f, rx_time=self._last_time)
-            self._last_time = f.rx_time
-            out.append(f)
-        step = None
-        if self.gain is not None:
-            levels = (f.signal_dbfs for f in out)
-            step = self.gain.observe(levels, self.demod.noise_floor_dbfs, self._fed / self.rate)
-        return out, step
 
 
 @dataclasses.dataclass(slots=True)
@@ -332,6 +163,7 @@ class RtlSdrSource:
         stall_s: reopen when no buffer arrived for this long.
         backoff_min, backoff_max: reopen backoff (reopen.Reopener).
         clock: wall clock for receive times.
+        verifier: the pipeline's verifier (see LiveIq).
     Raises:
         SourceError: bad settings, or pyrtlsdr/librtlsdr cannot be loaded (at once,
             not later in a thread).
@@ -349,6 +181,7 @@ class RtlSdrSource:
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,
         clock: Clock = time.time,
+        verifier: FrameVerifier | None = None,
     ):
         if buf_bytes < 512 or buf_bytes % 512:
             raise SourceError("buf_bytes must be a positive multiple of 512")
@@ -363,7 +196,9 @@ class RtlSdrSource:
         self.backoff = (backoff_min, backoff_max)
         self.clock = clock
         self._rtlsdr = load_pyrtlsdr()
-        self.live = LiveIq(self.options.rate, self.name, clock, demod=self.options.demod)
+        self.live = LiveIq(
+            self.options.rate, self.name, clock, demod=self.options.demod, verifier=verifier
+        )
         self.counts: Counter[str] = self.live.counts
         # The gain the device is at (dB), or "auto"; kept across reopens.
         self.gain_db: float | None = None
@@ -547,3 +382,33 @@ def parse_device(netloc: str) -> str | int | None:
     if netloc.isdigit() and len(netloc) <= 2:
         return int(netloc)
     return netloc
+
+
+class RtlSdrOptions(TunerOptions):
+    """rtlsdr:// options: the tuner's, and which dongle (the URL's host part)."""
+
+    device: str | int | None = None
+
+
+def _locate(url: str, parts: SplitResult) -> dict[str, Any]:
+    return {"device": parse_device(unquote(parts.netloc))}
+
+
+def _open(url: str, options: RtlSdrOptions, context: OpenContext) -> RtlSdrSource:
+    # A live input: receive times come from the wall clock, start_time does not apply.
+    return RtlSdrSource(options.device, options, name=url, verifier=context.verifier)
+
+
+KIND = SourceKind(
+    scheme="rtlsdr",
+    prefix="rtlsdr://",
+    usage="rtlsdr://[serial-or-index]?rate=2.4e6&gain=auto|adaptive|DB&ppm=N&biastee=0|1",
+    options=RtlSdrOptions,
+    locate=_locate,
+    open=_open,
+    cannot_open_fix=(
+        "only one program can open a device: `sudo systemctl stop adsb-agent` first; "
+        "then `dmesg` for USB errors (firmware_notes/dongle.md)"
+    ),
+    no_data_fix="check the dongle's cable and power; `rtl_test -t` should find it",
+)

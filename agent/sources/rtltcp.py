@@ -29,12 +29,17 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import SplitResult
 
 from agent.frame import Frame
 from agent.sources.gain import AdaptiveGain, GainStep
-from agent.sources.rtlsdr import ADSB_FREQ_HZ, LiveIq, TunerOptions
+from agent.sources.kind import OpenContext, SourceKind, host_port
+from agent.sources.live_iq import LiveIq
 from agent.sources.stream import Clock
 from agent.sources.tcp import TcpStream
+from agent.sources.tuner import ADSB_FREQ_HZ, TunerOptions
+from agent.verify import FrameVerifier
 
 log = logging.getLogger("agent.sources.rtltcp")
 
@@ -138,6 +143,7 @@ class RtlTcpSource:
         options: rate, gain, ppm, bias-tee (sent on every connect).
         name: source name (default 'rtltcp://host:port').
         clock: wall clock for receive times.
+        verifier: the pipeline's verifier (see LiveIq).
         **timing: TcpStream connect_timeout, read_timeout, backoff_min, backoff_max.
     """
 
@@ -149,6 +155,7 @@ class RtlTcpSource:
         *,
         name: str | None = None,
         clock: Clock = time.time,
+        verifier: FrameVerifier | None = None,
         **timing: float,
     ):
         self.host = host
@@ -163,6 +170,7 @@ class RtlTcpSource:
             clock,
             max_skew_s=MAX_SKEW_S,
             demod=self.options.demod,
+            verifier=verifier,
         )
         self.counts: Counter[str] = self.live.counts
         # From the last header: tuner type and number of gains.
@@ -237,3 +245,34 @@ class RtlTcpSource:
         stream.send(command(CMD_GAIN_INDEX, step.index))
         self.counts["gain_changes"] += 1
         log.info("%s: gain step %d (%g) (%s)", self.name, step.index, step.gain_db, step.reason)
+
+
+DEFAULT_PORT = 1234
+
+
+class RtlTcpOptions(TunerOptions):
+    """rtltcp:// options: the tuner's, and the server (the URL's host part)."""
+
+    host: str
+    port: int = DEFAULT_PORT
+
+
+def _locate(url: str, parts: SplitResult) -> dict[str, Any]:
+    where = host_port(url, parts)
+    return {"host": where["host"], "port": where["port"] or DEFAULT_PORT}
+
+
+def _open(url: str, options: RtlTcpOptions, context: OpenContext) -> RtlTcpSource:
+    return RtlTcpSource(options.host, options.port, options, name=url, verifier=context.verifier)
+
+
+KIND = SourceKind(
+    scheme="rtltcp",
+    prefix="rtltcp://",
+    usage="rtltcp://host:port?rate=..&gain=..&ppm=..&biastee=..  (rtl_tcp server, port 1234)",
+    options=RtlTcpOptions,
+    locate=_locate,
+    open=_open,
+    cannot_open_fix="is the receiver running and the host and port right? a firewall?",
+    no_data_fix="check the dongle's cable and power; `rtl_test -t` should find it",
+)

@@ -25,14 +25,19 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator
+from typing import Annotated, Any, Literal
+from urllib.parse import SplitResult, unquote
 
 import serial
+from pydantic import BeforeValidator
 
 from agent.errors import SourceError
 from agent.frame import Frame
 from agent.sources.avr import AvrDecoder
 from agent.sources.beast import BeastDecoder
+from agent.sources.kind import OpenContext, SourceKind, SourceOptions
+from agent.sources.options import Flag
 from agent.sources.reopen import Reopener
 from agent.sources.stream import READ_SIZE, Clock, FrameDecoder
 
@@ -46,26 +51,30 @@ BY_ID_DIR = "/dev/serial/by-id"
 READ_TIMEOUT_S = 0.5
 
 
-def parse_serial_options(url: str, query: Mapping[str, str]) -> dict[str, object]:
-    """Keyword arguments for SerialSource from a URL query; SourceError on bad values."""
-    unknown = set(query) - {"format", "baud", "rtscts"}
-    if unknown:
-        raise SourceError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}")
-    fmt = query.get("format", "beast")
-    if fmt not in FORMATS:
-        raise SourceError(f"{url}: format {fmt!r}: expected beast or avr")
-    out: dict[str, object] = {"fmt": fmt}
-    if "baud" in query:
-        try:
-            out["baud"] = int(float(query["baud"]))
-        except ValueError:
-            raise SourceError(f"{url}: baud {query['baud']!r} is not a number") from None
-    if "rtscts" in query:
-        flag = query["rtscts"].strip().lower()
-        if flag not in ("0", "1", "true", "false", "on", "off"):
-            raise SourceError(f"{url}: rtscts {flag!r}: expected 0 or 1")
-        out["rtscts"] = flag in ("1", "true", "on")
-    return out
+def _baud(value: Any) -> int:
+    try:
+        baud = int(float(str(value)))
+    except ValueError:
+        raise ValueError("not a number") from None
+    if baud <= 0:
+        raise ValueError("must be positive")
+    return baud
+
+
+class SerialOptions(SourceOptions):
+    """serial:// options.
+
+    Attributes:
+        path: the device node (the URL's path); prefer /dev/serial/by-id/...
+        format: beast or avr.
+        baud: line speed; None for the format's usual one (DEFAULT_BAUD).
+        rtscts: hardware flow control; None for the format's usual (DEFAULT_RTSCTS).
+    """
+
+    path: str
+    format: Literal["beast", "avr"] = "beast"
+    baud: Annotated[int, BeforeValidator(_baud)] | None = None
+    rtscts: Flag | None = None
 
 
 def describe_path(path: str) -> str:
@@ -204,3 +213,32 @@ def _reason(err: Exception) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     return str(err) or type(err).__name__
+
+
+def _locate(url: str, parts: SplitResult) -> dict[str, Any]:
+    path = unquote(parts.path)
+    if parts.netloc or not path:
+        raise SourceError(f"{url}: expected serial:///dev/... (three slashes, absolute path)")
+    return {"path": path}
+
+
+def _open(url: str, options: SerialOptions, context: OpenContext) -> SerialSource:
+    # A live input: frames are timed by the wall clock, start_time does not apply.
+    return SerialSource(
+        options.path, options.format, baud=options.baud, rtscts=options.rtscts, name=url
+    )
+
+
+KIND = SourceKind(
+    scheme="serial",
+    prefix="serial://",
+    usage="serial:///dev/serial/by-id/...?format=beast|avr&baud=N&rtscts=0|1",
+    options=SerialOptions,
+    locate=_locate,
+    open=_open,
+    cannot_open_fix=(
+        "only one program can open a device: `sudo systemctl stop adsb-agent` first; "
+        "then `dmesg` for USB errors (firmware_notes/dongle.md)"
+    ),
+    no_data_fix=("check the cable, the baud rate and RTS/CTS (firmware_notes/serial-receivers.md)"),
+)

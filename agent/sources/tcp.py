@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 
 from agent.frame import Frame
+from agent.sources.kind import SourceOptions
 from agent.sources.reopen import Reopener, Wording
 from agent.sources.stream import READ_SIZE, Clock, FrameDecoder
 
@@ -245,3 +246,20 @@ class TcpFrameSource:
         with closing(iter(stream)) as chunks:
             for chunk in chunks:
                 yield from decoder.feed(chunk)
+
+
+class FeedOptions(SourceOptions):
+    """beast:// and avr:// options: the server (the URL's host part) and nothing else.
+
+    Attributes:
+        host: the receiver's host name or address.
+        port: its port; None for the kind's usual one (TcpFrameSource.default_port).
+    """
+
+    host: str
+    port: int | None = None
+
+
+# What `adsb-agent check` says about a network feed.
+FEED_CANNOT_CONNECT_FIX = "is the receiver running and the host and port right? a firewall?"
+FEED_NO_DATA_FIX = "is dump1090/readsb running and its output port open? (`ss -tlnp`)"
