@@ -376,13 +376,13 @@ class Outbox:
         return False
 
     def maintain(self) -> None:
-        """Periodic upkeep from the publisher thread: commit held rows, drop old ones."""
+        """Periodic upkeep from the publisher thread: commit held rows and retry acks
+        once the disk takes writes again, even when no new record arrives."""
         with self._lock:
             if self._spill:
                 self._flush_spill()
             if self.pending_acks:
                 self._settle_acks()
-        self.expire()
 
     def expire(self) -> int:
         """Drop rows older than max_age_s (held ones too); returns how many."""
@@ -499,6 +499,17 @@ class Outbox:
             held = self._spill[0].created if self._spill else None
         found = [t for t in (row[0], held) if t is not None]
         return min(found) if found else None
+
+    def problem(self) -> str | None:
+        """What is wrong with the outbox in words, for the status file; None if fine."""
+        if not self._refusing:
+            return None
+        lost = self.counts["dropped_spill_full"]
+        return (
+            f"the disk refuses writes: {len(self._spill)} records held in memory"
+            + (f", {lost} lost" if lost else "")
+            + f"; free space where {self.path.parent} is"
+        )
 
     def health(self) -> dict[str, Any]:
         """Disk state for the status file and the health topic (cheap: no scan)."""

@@ -372,6 +372,8 @@ class ServiceMonitor:
         depth = link.outbox_depth
         if link.refused:
             return {"state": RED, "message": f"broker refuses: {link.refused}"}
+        if link.outbox_problem:
+            return {"state": RED, "message": f"outbox: {link.outbox_problem}"}
         if not link.connected:
             since = self._link_down_since.setdefault(endpoint, now)
             down = now - since

@@ -29,12 +29,14 @@ class LinkState:
     connect_error: why the last attempt to connect failed (DNS, TLS, refused socket),
         cleared by the next successful connect.
     outbox_depth: records committed and not yet acknowledged.
+    outbox_problem: what is wrong with the outbox (a full disk), in words, else None.
     """
 
     connected: bool
     refused: str | None = None
     connect_error: str | None = None
     outbox_depth: int = 0
+    outbox_problem: str | None = None
 
 
 class Output(ABC):

@@ -39,6 +39,8 @@ log = logging.getLogger("agent.mqtt")
 # After the broker refuses a publish (e.g. 0x87 not authorised), wait this long before
 # trying again: retrying at once would be a storm of refusals on a paid link.
 REFUSED_RETRY_S = 300.0
+# How often rows held in memory (full disk) are retried on disk.
+UPKEEP_INTERVAL_S = 5.0
 # How often rows past the outbox age limit are dropped.
 EXPIRE_INTERVAL_S = 60.0
 # Most position rows in one batch message (about 0.5 MB of JSON before compression).
@@ -155,10 +157,11 @@ class MqttPublisher(Output):
 
     # -- pipeline thread ----------------------------------------------------------------
 
-    def publish(self, record: dict[str, Any]) -> int | None:
-        """Commit a record to the outbox; the publisher thread sends it. Returns its seq."""
+    def publish(self, record: dict[str, Any]) -> int:
+        """Commit a record to the outbox (or hold it there while the disk is full); the
+        publisher thread sends it. Returns its seq."""
         seq = self.outbox.put(topics.topic_for(record, self.cfg.topic_prefix), record)
-        self.counts["committed" if seq is not None else "commit_failed"] += 1
+        self.counts["committed"] += 1
         self._wake.set()
         return seq
 
@@ -172,12 +175,15 @@ class MqttPublisher(Output):
     def _run(self) -> None:
         seen_epoch = 0
         next_health = time.monotonic() + 2.0
-        next_expire = 0.0
+        next_expire = next_upkeep = 0.0
         while not self._stop.is_set():
             self._wake.wait(0.1)
             self._wake.clear()
             self._settle_acks()
             now = time.monotonic()
+            if now >= next_upkeep:  # held rows to disk, acks a full disk refused
+                self.outbox.maintain()
+                next_upkeep = now + UPKEEP_INTERVAL_S
             if now >= next_expire:
                 self.outbox.expire()
                 next_expire = now + EXPIRE_INTERVAL_S
@@ -220,7 +226,7 @@ class MqttPublisher(Output):
         props = None
         if self._v5:
             props = Properties(PacketTypes.PUBLISH)
-            left = self.outbox.max_age_s - (time.time() - created)
+            left = self.outbox.max_age_s - (self.outbox.now() - created)
             props.MessageExpiryInterval = max(1, int(left))
         info = self._client.publish(topic, payload, qos=1, properties=props)
         self._inflight[info.mid] = seqs
@@ -262,6 +268,7 @@ class MqttPublisher(Output):
             refused=self.refused_reason or self.publish_refused,
             connect_error=self.connect_error,
             outbox_depth=self.outbox.depth,
+            outbox_problem=self.outbox.problem(),
         )
 
     def link_health(self) -> dict[str, Any]:
@@ -275,10 +282,11 @@ class MqttPublisher(Output):
             "in_flight": sum(len(seqs) for seqs in self._inflight.values()),
             "outbox_depth": self.outbox.depth,
             "outbox_bytes": self.outbox.bytes,
-            "outbox_oldest_age_s": None if oldest is None else round(time.time() - oldest, 1),
+            "outbox_oldest_age_s": None if oldest is None else round(self.outbox.now() - oldest, 1),
             "outbox_dropped_full": self.outbox.counts["dropped_full"],
             "outbox_dropped_expired": self.outbox.counts["dropped_expired"],
             "outbox_spilled": self.outbox.spilled,
+            "outbox_problem": self.outbox.problem(),
             "backlog_aircraft": self._queue.backlog_aircraft,
         }
 
