@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.config import FilterConfig, SiteConfig
-from agent.decode import haversine_km
+from agent.geo import haversine_km
 from agent.intel.geofence import Geofence
 from agent.track import Aircraft
 

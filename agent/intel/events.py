@@ -16,12 +16,11 @@ Events (each at most once per episode, with the tags that locate it):
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from agent.decode import haversine_km
+from agent.geo import haversine_km, radio_horizon_km
 from agent.intel.aerodromes import Aerodromes
 from agent.intel.classify import classify_callsign, country_mismatch
 from agent.intel.geofence import Geofence, fences_at
@@ -52,6 +51,7 @@ UNLOCATED_MIN_MESSAGES = 20
 UNLOCATED_MIN_S = 30.0
 # Height of the uncertainty above which a height is too vague for ground decisions.
 _TRUSTED_UNCERTAINTY_FT = 200.0
+_M_PER_FT = 0.3048
 
 LANDING = "landing"
 TAKEOFF = "takeoff"
@@ -89,11 +89,6 @@ def _fading(heard: deque[tuple[float, int]]) -> bool:
     if not rates:
         return False
     return rates[-1] < ABRUPT_RATE_SHARE * max(rates)
-
-
-def radio_horizon_km(antenna_m: float, height_ft: float) -> float:
-    """Line-of-sight range with standard refraction (4/3 Earth)."""
-    return 4.12 * (math.sqrt(max(antenna_m, 0.0)) + math.sqrt(max(height_ft, 0.0) * 0.3048))
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +258,7 @@ class TrackAnalyst:
             return []
         if self.site is not None:
             dist = haversine_km(self.site[0], self.site[1], ac.lat, ac.lon)
-            if dist > COVERAGE_SHARE * radio_horizon_km(self.antenna_m, agl):
+            if dist > COVERAGE_SHARE * radio_horizon_km(self.antenna_m, agl * _M_PER_FT):
                 return []  # it may simply have flown out of range
         if _fading(st.heard):
             return []  # heard less and less before the end: the edge of coverage
