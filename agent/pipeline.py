@@ -20,7 +20,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.decode import Decoder
 from agent.dedup import DuplicateFilter
-from agent.filter import height_ft, judge
+from agent.filter import judge
 from agent.frame import Frame
 from agent.intel.aerodromes import Aerodromes
 from agent.intel.events import TrackAnalyst
@@ -29,13 +29,8 @@ from agent.intel.height import HeightModel
 from agent.intel.terrain import Terrain
 from agent.limiter import LimiterPolicy, PositionLimiter
 from agent.publish import Publisher
-from agent.records import (
-    EMERGENCY_SQUAWK,
-    TRACK_END,
-    TRACK_START,
-    event_record,
-    position_record,
-)
+from agent.records import event_record, position_record
+from agent.schema import EventKind, Record
 from agent.sources.base import Source
 from agent.track import Aircraft, Tracker, Update
 from agent.verify import FrameVerifier
@@ -125,7 +120,7 @@ class Pipeline:
         ac = update.aircraft
         site = self.cfg.site
         if update.squawk_changed and ac.emergency:
-            self._emit(event_record(EMERGENCY_SQUAWK, ac, site, now, ("emergency",)))
+            self._emit(event_record(EventKind.EMERGENCY_SQUAWK, ac, site, now, ("emergency",)))
         if ac.lat is None:
             self._unlocated(ac, now)
             return
@@ -138,7 +133,7 @@ class Pipeline:
             return
         if not ac.selected:
             ac.selected = True
-            self._emit(event_record(TRACK_START, ac, site, now, verdict.tags))
+            self._emit(event_record(EventKind.TRACK_START, ac, site, now, verdict.tags))
         ac.tags = list(verdict.tags)
         if self.analyst is not None:
             for ev in self.analyst.update(ac, now, True):
@@ -152,7 +147,7 @@ class Pipeline:
         """Mode S-only contacts: reported once, if not known to be above the ceiling."""
         if self.analyst is None or not self.cfg.filter.enabled:
             return
-        height = height_ft(ac, self.cfg.site)
+        height = ac.height_above_ft(self.cfg.site.elevation_ft)
         if height is not None and height > self.cfg.filter.max_height_ft:
             return
         event = self.analyst.unlocated(ac, now)
@@ -181,9 +176,9 @@ class Pipeline:
         if ac.selected:
             for ev in ending:
                 self._emit(event_record(ev.kind, ac, self.cfg.site, ev.ts, ev.tags))
-            self._emit(event_record(TRACK_END, ac, self.cfg.site, ts, tuple(ac.tags)))
+            self._emit(event_record(EventKind.TRACK_END, ac, self.cfg.site, ts, tuple(ac.tags)))
 
-    def _emit(self, record: dict[str, Any]) -> None:
+    def _emit(self, record: Record) -> None:
         self.counts[f"records_{record['type']}"] += 1
         if record["type"] == "event":
             log.info(

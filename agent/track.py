@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.country import country_of
+from agent.geo import haversine_km
+from agent.schema import PositionSource
 
 if TYPE_CHECKING:
     from agent.intel.height import Height
@@ -38,7 +40,7 @@ class Aircraft:
     lat: float | None = None
     lon: float | None = None
     position_time: float | None = None
-    position_source: str | None = None
+    position_source: PositionSource | None = None
     alt_baro_ft: int | None = None
     alt_gnss_ft: int | None = None
     gs_kt: float | None = None
@@ -61,6 +63,20 @@ class Aircraft:
     @property
     def emergency(self) -> bool:
         return self.squawk in _EMERGENCY_SQUAWKS
+
+    def height_above_ft(self, elevation_ft: float) -> float | None:
+        """Height above ground: the height model's figure, else pressure (or GNSS)
+        altitude above `elevation_ft`, the receiver's ground when nothing better is known."""
+        if self.height is not None:
+            return self.height.agl_ft
+        alt = self.alt_baro_ft if self.alt_baro_ft is not None else self.alt_gnss_ft
+        return None if alt is None else alt - elevation_ft
+
+    def distance_km(self, point: tuple[float, float] | None) -> float | None:
+        """Great-circle distance from `point` (the receiver), if both are known."""
+        if point is None or self.lat is None or self.lon is None:
+            return None
+        return haversine_km(point[0], point[1], self.lat, self.lon)
 
 
 @dataclass(frozen=True, slots=True)
