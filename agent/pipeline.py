@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agent.config import AgentConfig
@@ -44,6 +45,14 @@ EXPIRY_INTERVAL_S = 1.0
 FRAME_QUEUE_SIZE = 20000
 # Put on the frame queue by a reader thread whose source has ended.
 _SOURCE_ENDED = object()
+
+
+@dataclass(slots=True)
+class Selection:
+    """A track the filter kept: its `track_start` has been published, and its
+    `track_end` will carry `tags`, the reasons its latest kept position was selected."""
+
+    tags: tuple[str, ...]
 
 
 class Pipeline:
@@ -76,6 +85,8 @@ class Pipeline:
             self.limiter = PositionLimiter(
                 LimiterPolicy(**cfg.limiter.model_dump(exclude={"enabled"}))
             )
+        # Tracks with a published track_start, by address; dropped when the track ends.
+        self.selections: dict[str, Selection] = {}
         self.counts: Counter[str] = Counter()
         self._next_expiry = float("-inf")
         self._health_prev: dict[str, int] = {}
@@ -131,10 +142,12 @@ class Pipeline:
         if not verdict.keep:
             self.counts[f"filtered_{verdict.reason}"] += 1
             return
-        if not ac.selected:
-            ac.selected = True
+        selection = self.selections.get(ac.icao)
+        if selection is None:
+            self.selections[ac.icao] = Selection(verdict.tags)
             self._emit(event_record(EventKind.TRACK_START, ac, site, now, verdict.tags))
-        ac.tags = list(verdict.tags)
+        else:
+            selection.tags = verdict.tags
         if self.analyst is not None:
             for ev in self.analyst.update(ac, now, True):
                 self._emit(event_record(ev.kind, ac, site, ev.ts, ev.tags))
@@ -173,10 +186,11 @@ class Pipeline:
         if self.limiter is not None:
             self.limiter.forget(ac.icao)
         ending = self.analyst.end(ac, ts) if self.analyst is not None else []
-        if ac.selected:
+        selection = self.selections.pop(ac.icao, None)
+        if selection is not None:
             for ev in ending:
                 self._emit(event_record(ev.kind, ac, self.cfg.site, ev.ts, ev.tags))
-            self._emit(event_record(EventKind.TRACK_END, ac, self.cfg.site, ts, tuple(ac.tags)))
+            self._emit(event_record(EventKind.TRACK_END, ac, self.cfg.site, ts, selection.tags))
 
     def _emit(self, record: Record) -> None:
         self.counts[f"records_{record['type']}"] += 1

@@ -7,7 +7,7 @@ tracks exactly as the live feed did and tests need no clock patching.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.country import country_of
@@ -52,8 +52,6 @@ class Aircraft:
     on_ground: bool | None = None
     geo_minus_baro_ft: int | None = None
     height: Height | None = None  # above ground, set by the pipeline's height model
-    selected: bool = False
-    tags: list[str] = field(default_factory=list)
 
     @property
     def track_id(self) -> str:
