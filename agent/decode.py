@@ -14,7 +14,6 @@ checked against the speed it implies.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from pyModeS import PipeDecoder
 from pyModeS.position import airborne_position_pair, airborne_position_with_ref
 
 from agent.frame import Frame
+from agent.geo import haversine_km
 
 # Local CPR decoding is unambiguous only within 180 NM (333 km) of the reference;
 # stay below it so a far aircraft cannot alias onto a near point.
@@ -40,14 +40,6 @@ OWN_REFERENCE_TTL_S = 30.0
 _AIRBORNE_POSITION_TCS = frozenset(range(9, 19)) | frozenset(range(20, 23))
 _SURFACE_POSITION_TCS = frozenset(range(5, 9))
 _KM_PER_KT_S = 1.852 / 3600.0
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance on a spherical Earth (good to 0.5 % for our ranges)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(min(1.0, a)))
 
 
 @dataclass(slots=True)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.config import FilterConfig, SiteConfig
-from agent.decode import haversine_km
 from agent.intel.geofence import Geofence
 from agent.track import Aircraft
 
@@ -26,22 +25,6 @@ class Verdict:
     keep: bool
     tags: tuple[str, ...]
     reason: str | None = None  # why dropped, for counters
-
-
-def height_ft(ac: Aircraft, site: SiteConfig) -> float | None:
-    """Height above ground: the height model's figure, else pressure altitude above
-    the site elevation."""
-    if ac.height is not None:
-        return ac.height.agl_ft
-    alt = ac.alt_baro_ft if ac.alt_baro_ft is not None else ac.alt_gnss_ft
-    return None if alt is None else alt - site.elevation_ft
-
-
-def distance_km(ac: Aircraft, site: SiteConfig) -> float | None:
-    pos = site.position
-    if pos is None or ac.lat is None or ac.lon is None:
-        return None
-    return haversine_km(pos[0], pos[1], ac.lat, ac.lon)
 
 
 def judge(
@@ -67,7 +50,7 @@ def judge(
     if ac.on_ground:
         tags.append("on_ground")
     else:
-        height = height_ft(ac, site)
+        height = ac.height_above_ft(site.elevation_ft)
         if height is None:
             return Verdict(False, (), "no_altitude")
         if height > rules.max_height_ft:
@@ -90,7 +73,7 @@ def judge(
         if ac.gs_kt > rules.max_ground_speed_kt:
             return Verdict(False, (), "too_fast")
         tags.append("slow")
-    dist = distance_km(ac, site)
+    dist = ac.distance_km(site.position)
     if rules.max_distance_km is not None and dist is not None:
         if dist > rules.max_distance_km:
             return Verdict(False, (), "too_far")

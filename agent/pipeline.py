@@ -15,12 +15,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agent.config import AgentConfig
 from agent.decode import Decoder
 from agent.dedup import DuplicateFilter
-from agent.filter import height_ft, judge
+from agent.filter import judge
 from agent.frame import Frame
 from agent.intel.aerodromes import Aerodromes
 from agent.intel.events import TrackAnalyst
@@ -29,13 +30,8 @@ from agent.intel.height import HeightModel
 from agent.intel.terrain import Terrain
 from agent.limiter import LimiterPolicy, PositionLimiter
 from agent.outputs.base import Output
-from agent.records import (
-    EMERGENCY_SQUAWK,
-    TRACK_END,
-    TRACK_START,
-    event_record,
-    position_record,
-)
+from agent.records import event_record, position_record
+from agent.schema import EventKind, Record
 from agent.sources.base import Source
 from agent.track import Aircraft, Tracker, Update
 from agent.verify import FrameVerifier
@@ -49,6 +45,14 @@ EXPIRY_INTERVAL_S = 1.0
 FRAME_QUEUE_SIZE = 20000
 # Put on the frame queue by a reader thread whose source has ended.
 _SOURCE_ENDED = object()
+
+
+@dataclass(slots=True)
+class Selection:
+    """A track the filter kept: its `track_start` has been published, and its
+    `track_end` will carry `tags`, the reasons its latest kept position was selected."""
+
+    tags: tuple[str, ...]
 
 
 class Pipeline:
@@ -81,6 +85,8 @@ class Pipeline:
             self.limiter = PositionLimiter(
                 LimiterPolicy(**cfg.limiter.model_dump(exclude={"enabled"}))
             )
+        # Tracks with a published track_start, by address; dropped when the track ends.
+        self.selections: dict[str, Selection] = {}
         self.counts: Counter[str] = Counter()
         self._next_expiry = float("-inf")
         self._health_prev: dict[str, int] = {}
@@ -130,7 +136,7 @@ class Pipeline:
         ac = update.aircraft
         site = self.cfg.site
         if update.squawk_changed and ac.emergency:
-            self._emit(event_record(EMERGENCY_SQUAWK, ac, site, now, ("emergency",)))
+            self._emit(event_record(EventKind.EMERGENCY_SQUAWK, ac, site, now, ("emergency",)))
         if ac.lat is None:
             self._unlocated(ac, now)
             return
@@ -141,10 +147,12 @@ class Pipeline:
         if not verdict.keep:
             self.counts[f"filtered_{verdict.reason}"] += 1
             return
-        if not ac.selected:
-            ac.selected = True
-            self._emit(event_record(TRACK_START, ac, site, now, verdict.tags))
-        ac.tags = list(verdict.tags)
+        selection = self.selections.get(ac.icao)
+        if selection is None:
+            self.selections[ac.icao] = Selection(verdict.tags)
+            self._emit(event_record(EventKind.TRACK_START, ac, site, now, verdict.tags))
+        else:
+            selection.tags = verdict.tags
         if self.analyst is not None:
             for ev in self.analyst.update(ac, now, True):
                 self._emit(event_record(ev.kind, ac, site, ev.ts, ev.tags))
@@ -157,7 +165,7 @@ class Pipeline:
         """Mode S-only contacts: reported once, if not known to be above the ceiling."""
         if self.analyst is None or not self.cfg.filter.enabled:
             return
-        height = height_ft(ac, self.cfg.site)
+        height = ac.height_above_ft(self.cfg.site.elevation_ft)
         if height is not None and height > self.cfg.filter.max_height_ft:
             return
         event = self.analyst.unlocated(ac, now)
@@ -183,12 +191,13 @@ class Pipeline:
         if self.limiter is not None:
             self.limiter.forget(ac.icao)
         ending = self.analyst.end(ac, ts) if self.analyst is not None else []
-        if ac.selected:
+        selection = self.selections.pop(ac.icao, None)
+        if selection is not None:
             for ev in ending:
                 self._emit(event_record(ev.kind, ac, self.cfg.site, ev.ts, ev.tags))
-            self._emit(event_record(TRACK_END, ac, self.cfg.site, ts, tuple(ac.tags)))
+            self._emit(event_record(EventKind.TRACK_END, ac, self.cfg.site, ts, selection.tags))
 
-    def _emit(self, record: dict[str, Any]) -> None:
+    def _emit(self, record: Record) -> None:
         self.counts[f"records_{record['type']}"] += 1
         if record["type"] == "event":
             log.info(

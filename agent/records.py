@@ -1,32 +1,29 @@
-"""The published payloads: one place that says what a position and an event contain.
+"""Builds the published payloads from tracker state: one place that says how an aircraft
+becomes a position record or an event record.
 
-`SCHEMA_VERSION` is carried in every payload as `v`; agent/data/adsb-v1.schema.json is
-the written contract, and tests validate every published record against it. Keep this
-module a leaf of the data flow: it reads aircraft state, it does not change it.
+What the records contain (keys, their order, enumerated values, `SCHEMA_VERSION`) is
+declared in agent.schema and written down for consumers in
+agent/data/adsb-v1.schema.json; tests/test_schema.py keeps the three in step. This
+module reads aircraft state, it never changes it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from agent.config import SiteConfig
-from agent.filter import distance_km, height_ft
 from agent.intel.classify import classify_callsign, squawk_meaning
+from agent.schema import SCHEMA_VERSION, EventKind, EventRecord, PositionRecord
 from agent.track import Aircraft
 
-SCHEMA_VERSION = 1
-
-# Event kinds beside agent.intel.events.EVENT_KINDS (the schema lists them all).
-TRACK_START = "track_start"
-TRACK_END = "track_end"
-EMERGENCY_SQUAWK = "emergency_squawk"
+if TYPE_CHECKING:
+    from agent.config import SiteConfig
 
 
 def _round(v: float | None, nd: int) -> float | None:
     return None if v is None else round(v, nd)
 
 
-def position_record(ac: Aircraft, site: SiteConfig, tags: tuple[str, ...]) -> dict[str, Any]:
+def position_record(ac: Aircraft, site: SiteConfig, tags: tuple[str, ...]) -> PositionRecord:
     """A position report of a selected aircraft at its latest position time."""
     return {
         "v": SCHEMA_VERSION,
@@ -35,16 +32,16 @@ def position_record(ac: Aircraft, site: SiteConfig, tags: tuple[str, ...]) -> di
         "icao": ac.icao,
         "track_id": ac.track_id,
         "ts": round(ac.position_time if ac.position_time is not None else ac.last_seen, 3),
-        "lat": ac.lat,
-        "lon": ac.lon,
-        "position_source": ac.position_source,
+        "lat": ac.lat,  # type: ignore[typeddict-item]  # only located aircraft are reported
+        "lon": ac.lon,  # type: ignore[typeddict-item]
+        "position_source": ac.position_source,  # type: ignore[typeddict-item]
         "alt_baro_ft": ac.alt_baro_ft,
         "alt_gnss_ft": ac.alt_gnss_ft,
-        "agl_ft": _round(height_ft(ac, site), 0),
+        "agl_ft": _round(ac.height_above_ft(site.elevation_ft), 0),
         "agl_source": ac.height.source if ac.height else "baro_std",
         "agl_uncertainty_ft": ac.height.uncertainty_ft if ac.height else None,
         "ground_source": ac.height.ground if ac.height else "site",
-        "distance_km": _round(distance_km(ac, site), 2),
+        "distance_km": _round(ac.distance_km(site.position), 2),
         "gs_kt": ac.gs_kt,
         "track_deg": ac.track_deg,
         "vrate_fpm": ac.vrate_fpm,
@@ -62,14 +59,18 @@ def position_record(ac: Aircraft, site: SiteConfig, tags: tuple[str, ...]) -> di
 
 
 def event_record(
-    kind: str, ac: Aircraft, site: SiteConfig, ts: float, tags: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """An event about one track; `track_id` ties it to that track's positions."""
+    kind: EventKind, ac: Aircraft, site: SiteConfig, ts: float, tags: tuple[str, ...] = ()
+) -> EventRecord:
+    """An event about one track; `track_id` ties it to that track's positions.
+
+    Raises:
+        ValueError: `kind` is not an EventKind value (the schema would refuse it).
+    """
     return {
         "v": SCHEMA_VERSION,
         "type": "event",
         "site": site.name,
-        "event": kind,
+        "event": EventKind(kind),
         "icao": ac.icao,
         "track_id": ac.track_id,
         "ts": round(ts, 3),

@@ -7,10 +7,12 @@ tracks exactly as the live feed did and tests need no clock patching.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.country import country_of
+from agent.geo import haversine_km
+from agent.schema import PositionSource
 
 if TYPE_CHECKING:
     from agent.intel.height import Height
@@ -38,7 +40,7 @@ class Aircraft:
     lat: float | None = None
     lon: float | None = None
     position_time: float | None = None
-    position_source: str | None = None
+    position_source: PositionSource | None = None
     alt_baro_ft: int | None = None
     alt_gnss_ft: int | None = None
     gs_kt: float | None = None
@@ -50,8 +52,6 @@ class Aircraft:
     on_ground: bool | None = None
     geo_minus_baro_ft: int | None = None
     height: Height | None = None  # above ground, set by the pipeline's height model
-    selected: bool = False
-    tags: list[str] = field(default_factory=list)
 
     @property
     def track_id(self) -> str:
@@ -61,6 +61,20 @@ class Aircraft:
     @property
     def emergency(self) -> bool:
         return self.squawk in _EMERGENCY_SQUAWKS
+
+    def height_above_ft(self, elevation_ft: float) -> float | None:
+        """Height above ground: the height model's figure, else pressure (or GNSS)
+        altitude above `elevation_ft`, the receiver's ground when nothing better is known."""
+        if self.height is not None:
+            return self.height.agl_ft
+        alt = self.alt_baro_ft if self.alt_baro_ft is not None else self.alt_gnss_ft
+        return None if alt is None else alt - elevation_ft
+
+    def distance_km(self, point: tuple[float, float] | None) -> float | None:
+        """Great-circle distance from `point` (the receiver), if both are known."""
+        if point is None or self.lat is None or self.lon is None:
+            return None
+        return haversine_km(point[0], point[1], self.lat, self.lon)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import MqttConfig, build_config
-from agent.decode import haversine_km
+from agent.geo import haversine_km
 from agent.outbox import Outbox
 from agent.outputs.mqtt import MqttPublisher
 from agent.outputs.stdout import StdoutPublisher

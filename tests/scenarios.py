@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from agent import geo
 from agent.config import build_config
 from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
@@ -37,9 +38,7 @@ NIGHT = calendar.timegm((2026, 2, 10, 6, 0, 0))  # 02:00 local
 
 
 def offset(site: Site, east_m: float, north_m: float) -> tuple[float, float]:
-    dlat = math.degrees(north_m / 6_371_008.8)
-    dlon = math.degrees(east_m / (6_371_008.8 * math.cos(math.radians(site.lat))))
-    return site.lat + dlat, site.lon + dlon
+    return geo.offset(site.lat, site.lon, east_m, north_m)
 
 
 @dataclass

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pyModeS import PipeDecoder
 
-from agent.decode import Decoder, haversine_km
+from agent.decode import Decoder
 from agent.frame import Frame
+from agent.geo import haversine_km
 from tests.conftest import shared_data
 from tests.helpers import opensky_frames
 

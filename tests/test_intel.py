@@ -9,20 +9,12 @@ import pytest
 
 from agent.intel.aerodromes import Aerodromes
 from agent.intel.classify import classify_callsign, country_mismatch, squawk_meaning
-from agent.intel.events import (
-    LANDING,
-    LOITER,
-    LOST_LOW,
-    LOW_PASS,
-    NIGHT_FLIGHT,
-    TAKEOFF,
-    TrackAnalyst,
-    radio_horizon_km,
-)
+from agent.intel.events import TrackAnalyst
 from agent.intel.geofence import Geofence
 from agent.intel.height import HeightModel
 from agent.intel.sun import sun_elevation_deg
 from agent.intel.terrain import Terrain, tile_name
+from agent.schema import EventKind
 from agent.track import Aircraft
 
 # A remote spot in Mato Grosso, Brazil, with no aerodrome within 5 km.
@@ -155,8 +147,11 @@ def test_landing_away_from_aerodromes_then_takeoff():
     for i in range(100):  # takes off again and climbs out to 2,500 ft
         fly.step(1.0, STRIP[0] - i * 0.0005, lon, i * 25, 70 + i * 0.3, 180.0)
     kinds = fly.end()
-    assert kinds == [LANDING, TAKEOFF]  # a climb-out is no low pass; it left high
-    tags = dict(fly.events)[LANDING]
+    assert kinds == [
+        EventKind.LANDING,
+        EventKind.TAKEOFF,
+    ]  # a climb-out is no low pass; it left high
+    tags = dict(fly.events)[EventKind.LANDING]
     assert "in:strip-x" in tags and "away_from_aerodromes" in tags
 
 
@@ -164,11 +159,11 @@ def test_transponder_off_at_300_ft_is_lost_low_but_high_exit_is_not():
     fly = _Fly(*_analyst())
     for i in range(60):
         fly.step(1.0, STRIP[0] + 0.02 - i * 0.0003, STRIP[1], 300, 90, 180.0)
-    assert fly.end().count(LOST_LOW) == 1
+    assert fly.end().count(EventKind.LOST_LOW) == 1
     far = _Fly(*_analyst())  # airliner-like: high and at the edge of coverage
     for i in range(60):
         far.step(1.0, STRIP[0] + 2.0 + i * 0.001, STRIP[1], 1400, 200, 0.0)
-    assert LOST_LOW not in far.end()
+    assert EventKind.LOST_LOW not in far.end()
 
 
 def test_low_pass_and_loiter():
@@ -176,14 +171,14 @@ def test_low_pass_and_loiter():
     for i in range(60):  # dive to 150 ft over the strip at 90 kt and climb away
         agl = 150 + abs(i - 30) * 30
         fly.step(1.0, STRIP[0] + 0.015 - i * 0.0005, STRIP[1], agl, 90, 180.0)
-    assert fly.end().count(LOW_PASS) == 1
+    assert fly.end().count(EventKind.LOW_PASS) == 1
     circle = _Fly(*_analyst())
     for i in range(400):  # 2 turns a minute on a 1 km circle, for 400 s
         a = i * 6.0
         lat = STRIP[0] + 0.009 * np.cos(np.radians(a))
         lon = STRIP[1] + 0.009 * np.sin(np.radians(a))
         circle.step(1.0, lat, lon, 1500, 70, (a + 90) % 360)
-    assert circle.end().count(LOITER) == 1
+    assert circle.end().count(EventKind.LOITER) == 1
 
 
 def test_night_flight_tagged_once():
@@ -191,10 +186,4 @@ def test_night_flight_tagged_once():
     fly.t = calendar.timegm((2026, 1, 15, 4, 0, 0))  # 00:00 local
     for i in range(10):
         fly.step(1.0, STRIP[0] + i * 0.001, STRIP[1], 2000, 100, 0.0)
-    assert fly.end().count(NIGHT_FLIGHT) == 1
-
-
-def test_radio_horizon_matches_reference_figures():
-    # shared/REFERENCE.md: antenna 10 m up, ~64 km at 500 ft, ~85 km at 1,000 ft.
-    assert radio_horizon_km(10, 500) == pytest.approx(64, abs=2)
-    assert radio_horizon_km(10, 1000) == pytest.approx(85, abs=3)
+    assert fly.end().count(EventKind.NIGHT_FLIGHT) == 1

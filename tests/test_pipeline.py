@@ -113,3 +113,22 @@ def test_outputs_see_every_frame_the_crc_gate_accepts_and_no_other():
         == pipeline.counts["records_position"] + pipeline.counts["records_event"]
     )
     assert tap.link_state() is None  # no far end: the service monitor shows no link
+
+
+def test_the_pipeline_keeps_selections_and_forgets_them_when_tracks_end():
+    """Which tracks had a track_start is pipeline state, not tracker state: it lives
+    until the track's track_end, which carries the tags it was last selected with."""
+    pipeline, out = _pipeline()
+    frames = _recording("dongle")
+    for f in frames:
+        pipeline.handle(f)
+    started = {r["icao"] for r in _records(out) if r.get("event") == "track_start"}
+    assert started and set(pipeline.selections) == started
+    assert all(s.tags == ("filter_off",) for s in pipeline.selections.values())
+    pipeline.tick(frames[-1].rx_time + pipeline.tracker.expire_s + 1.0)  # all silent
+    assert pipeline.selections == {}
+    ended = [r for r in _records(out) if r.get("event") == "track_end"]
+    assert sorted(r["icao"] for r in ended) == sorted(started)
+    assert all(r["tags"] == ["filter_off"] for r in ended)
+    pipeline.finish()  # nothing left to end: no second track_end
+    assert len([r for r in _records(out) if r.get("event") == "track_end"]) == len(ended)

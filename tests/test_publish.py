@@ -12,7 +12,8 @@ from agent.outbox import Outbox
 from agent.outputs.mqtt import MqttPublisher
 from agent.outputs.mqtt_link import parse_mqtt_url
 from agent.outputs.stdout import StdoutPublisher
-from agent.records import TRACK_START, event_record, position_record
+from agent.records import event_record, position_record
+from agent.schema import EventKind
 from agent.track import Aircraft
 from tests.conftest import Broker
 from tests.helpers import validate
@@ -50,7 +51,9 @@ def test_records_arrive_on_documented_topics_and_match_the_schema(broker, tmp_pa
     pub = _publisher(broker.url, tmp_path, receiver=[-15.6, -56.1])
     assert pub.wait_connected(10)
     records = [position_record(_aircraft(i), SITE, ("low", "light")) for i in range(20)]
-    records.append(event_record(TRACK_START, _aircraft(0), SITE, 1_767_225_601.0, ("low",)))
+    records.append(
+        event_record(EventKind.TRACK_START, _aircraft(0), SITE, 1_767_225_601.0, ("low",))
+    )
     for r in records:
         validate(r)
         pub.publish(r)
@@ -112,7 +115,7 @@ def test_stdout_publisher_writes_one_json_object_per_line():
     buf = io.StringIO()
     pub = StdoutPublisher(buf)
     pub.publish(position_record(_aircraft(1), SITE, ("low",)))
-    pub.publish(event_record(TRACK_START, _aircraft(1), SITE, 1.0))
+    pub.publish(event_record(EventKind.TRACK_START, _aircraft(1), SITE, 1.0))
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2
     for line in lines:
@@ -150,7 +153,7 @@ def test_batched_positions_arrive_compressed_with_every_seq(broker, tmp_path):
     pub = MqttPublisher(cfg, SITE.name, Outbox(tmp_path / "o.sqlite")).start()
     for i in range(50):
         pub.publish(position_record(_aircraft(i % 5), SITE, ("low",)))
-    pub.publish(event_record(TRACK_START, _aircraft(0), SITE, 1_767_225_601.0))
+    pub.publish(event_record(EventKind.TRACK_START, _aircraft(0), SITE, 1_767_225_601.0))
     assert pub.flush(10)
     batches = sub.payloads("adsb/v1/strip-01/positions")
     assert 1 <= len(batches) <= 3

@@ -13,9 +13,9 @@ import pyModeS as pms
 import pytest
 
 from agent import crc
-from agent.decode import haversine_km
 from agent.demod import Demodulator
 from agent.demod.iq import sc16_to_mag, uc8_to_mag
+from agent.geo import haversine_km
 from agent.sim import encode, modulate, scenario
 from agent.sim.trajectory import (
     KT_TO_MS,

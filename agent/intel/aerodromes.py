@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 
-from agent.decode import haversine_km
+from agent.geo import haversine_km
 
 # Within this distance an aircraft is "at" an aerodrome (a circuit stays within ~3 km).
 NEAR_KM = 5.0

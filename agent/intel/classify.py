@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agent.schema import CallsignKind, SquawkMeaning
+
 # ICAO nationality and registration marks -> ISO 3166 alpha-2 (ICAO Annex 7).
 # Longest mark wins, so "VP-B" (Bermuda) is checked before "VP" would be.
 _NATIONALITY_MARKS: dict[str, str] = {
@@ -180,7 +182,7 @@ _AIRLINE = re.compile(r"^[A-Z]{3}[0-9][0-9A-Z]{0,3}$")
 _US_REGISTRATION = re.compile(r"^N[1-9][0-9]{0,4}[A-Z]{0,2}$")
 _REGISTRATION_BODY = re.compile(r"^[A-Z0-9]{1,5}$")
 
-SQUAWK_MEANING = {
+SQUAWK_MEANING: dict[str, SquawkMeaning] = {
     "7500": "unlawful_interference",
     "7600": "radio_failure",
     "7700": "emergency",
@@ -194,7 +196,7 @@ EMERGENCY_SQUAWKS = frozenset(("7500", "7600", "7700"))
 
 @dataclass(frozen=True, slots=True)
 class Callsign:
-    kind: str  # airline | registration | other
+    kind: CallsignKind
     country: str | None  # ISO alpha-2 of a registration's nationality mark
 
 
@@ -218,7 +220,7 @@ def classify_callsign(callsign: str | None) -> Callsign | None:
     return Callsign("other", None)
 
 
-def squawk_meaning(squawk: str | None) -> str | None:
+def squawk_meaning(squawk: str | None) -> SquawkMeaning | None:
     return SQUAWK_MEANING.get(squawk) if squawk else None
 
 

@@ -12,20 +12,23 @@ Events (each at most once per episode, with the tags that locate it):
 - `night_flight`: airborne with the sun below -6 deg at the aircraft;
 - `country_mismatch`: registration-like callsign of another state than the address;
 - `unlocated_contact`: heard for a while (Mode S only) but never located.
+
+The kinds are agent.schema.EventKind members, declared there with the pipeline's own
+(`track_start`, `track_end`, `emergency_squawk`).
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from agent.decode import haversine_km
+from agent.geo import haversine_km, radio_horizon_km
 from agent.intel.aerodromes import Aerodromes
 from agent.intel.classify import classify_callsign, country_mismatch
 from agent.intel.geofence import Geofence, fences_at
 from agent.intel.sun import is_night
+from agent.schema import EventKind
 from agent.track import Aircraft
 
 # Ground contact: this low and this slow (ADS-B from light aircraft seldom switches
@@ -52,25 +55,7 @@ UNLOCATED_MIN_MESSAGES = 20
 UNLOCATED_MIN_S = 30.0
 # Height of the uncertainty above which a height is too vague for ground decisions.
 _TRUSTED_UNCERTAINTY_FT = 200.0
-
-LANDING = "landing"
-TAKEOFF = "takeoff"
-LOW_PASS = "low_pass"
-LOITER = "loiter"
-LOST_LOW = "lost_low"
-NIGHT_FLIGHT = "night_flight"
-COUNTRY_MISMATCH = "country_mismatch"
-UNLOCATED_CONTACT = "unlocated_contact"
-EVENT_KINDS = (
-    LANDING,
-    TAKEOFF,
-    LOW_PASS,
-    LOITER,
-    LOST_LOW,
-    NIGHT_FLIGHT,
-    COUNTRY_MISMATCH,
-    UNLOCATED_CONTACT,
-)
+_M_PER_FT = 0.3048
 
 
 def _fading(heard: deque[tuple[float, int]]) -> bool:
@@ -91,14 +76,9 @@ def _fading(heard: deque[tuple[float, int]]) -> bool:
     return rates[-1] < ABRUPT_RATE_SHARE * max(rates)
 
 
-def radio_horizon_km(antenna_m: float, height_ft: float) -> float:
-    """Line-of-sight range with standard refraction (4/3 Earth)."""
-    return 4.12 * (math.sqrt(max(antenna_m, 0.0)) + math.sqrt(max(height_ft, 0.0) * 0.3048))
-
-
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str
+    kind: EventKind
     ts: float
     tags: tuple[str, ...] = ()
 
@@ -157,9 +137,9 @@ class TrackAnalyst:
         ground = self._on_ground(ac, agl if trusted else None)
         if ground is not None:
             if ground and st.on_ground is False and st.was_airborne:
-                events.append(Event(LANDING, now, here))
+                events.append(Event(EventKind.LANDING, now, here))
             elif not ground and st.on_ground is True:
-                events.append(Event(TAKEOFF, now, here))
+                events.append(Event(EventKind.TAKEOFF, now, here))
             st.on_ground = ground
             if not ground:
                 st.was_airborne = True
@@ -169,7 +149,7 @@ class TrackAnalyst:
             self._low_pass(ac, st, agl, now, here, events)
         if "night" not in st.once and not ground and is_night(ac.lat, ac.lon, now):
             st.once.add("night")
-            events.append(Event(NIGHT_FLIGHT, now, here))
+            events.append(Event(EventKind.NIGHT_FLIGHT, now, here))
         self._loiter(ac, st, now, here, events)
         return events
 
@@ -179,7 +159,7 @@ class TrackAnalyst:
             if country_mismatch(cs, ac.country):
                 st.once.add("mismatch")
                 tags = (f"callsign_country:{cs.country}", f"address_country:{ac.country}")  # type: ignore[union-attr]
-                events.append(Event(COUNTRY_MISMATCH, now, tags))
+                events.append(Event(EventKind.COUNTRY_MISMATCH, now, tags))
 
     @staticmethod
     def _on_ground(ac: Aircraft, agl: float | None) -> bool | None:
@@ -213,7 +193,7 @@ class TrackAnalyst:
         elif st.low_min_agl is not None and agl >= st.low_min_agl + LOW_PASS_CLIMB_FT:
             if st.on_ground is not True:
                 tags = (*here, f"min_agl_ft:{round(st.low_min_agl)}")
-                events.append(Event(LOW_PASS, now, tags))
+                events.append(Event(EventKind.LOW_PASS, now, tags))
             st.low_min_agl = None
 
     def _loiter(
@@ -237,7 +217,7 @@ class TrackAnalyst:
         # Circuits and holds at a known aerodrome are routine, not loitering.
         at_aerodrome = any(t.startswith("aerodrome:") for t in here)
         if circling and not st.loitering and not st.on_ground and not at_aerodrome:
-            events.append(Event(LOITER, now, (*here, f"radius_km:{LOITER_RADIUS_KM:g}")))
+            events.append(Event(EventKind.LOITER, now, (*here, f"radius_km:{LOITER_RADIUS_KM:g}")))
         st.loitering = circling
 
     def unlocated(self, ac: Aircraft, now: float) -> Event | None:
@@ -251,7 +231,7 @@ class TrackAnalyst:
         ):
             return None
         st.once.add("unlocated")
-        return Event(UNLOCATED_CONTACT, now, ("mode_s_only",))
+        return Event(EventKind.UNLOCATED_CONTACT, now, ("mode_s_only",))
 
     def end(self, ac: Aircraft, now: float) -> list[Event]:
         """Events at the end of a track (silence), then forget it."""
@@ -263,9 +243,9 @@ class TrackAnalyst:
             return []
         if self.site is not None:
             dist = haversine_km(self.site[0], self.site[1], ac.lat, ac.lon)
-            if dist > COVERAGE_SHARE * radio_horizon_km(self.antenna_m, agl):
+            if dist > COVERAGE_SHARE * radio_horizon_km(self.antenna_m, agl * _M_PER_FT):
                 return []  # it may simply have flown out of range
         if _fading(st.heard):
             return []  # heard less and less before the end: the edge of coverage
         tags = (*self.place_tags(ac.lat, ac.lon), f"last_agl_ft:{round(agl)}")
-        return [Event(LOST_LOW, now, tags)]
+        return [Event(EventKind.LOST_LOW, now, tags)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from agent.decode import haversine_km
+from agent.geo import haversine_km
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,17 @@ from collections import deque
 from dataclasses import dataclass
 
 from agent.intel.terrain import Terrain
+from agent.schema import AglSource, GroundSource
 
 M_TO_FT = 3.28084
 FT_PER_HPA = 27.3  # pressure-altitude slope near the ground (ISA)
 # Uncertainties (1 sigma-ish, ft) by source, for consumers weighing the figure.
-_UNCERTAINTY_FT = {"gnss": 50.0, "baro_qnh": 60.0, "baro_traffic": 80.0, "baro_std": 600.0}
+_UNCERTAINTY_FT: dict[AglSource, float] = {
+    "gnss": 50.0,
+    "baro_qnh": 60.0,
+    "baro_traffic": 80.0,
+    "baro_std": 600.0,
+}
 # Aircraft below this pressure altitude inform the QNH estimate (near-ground air).
 QNH_SAMPLE_CEILING_FT = 10_000
 # Samples kept for the estimate, and how many are needed before it is used.
@@ -33,9 +39,9 @@ QNH_MIN_SAMPLES = 5
 @dataclass(frozen=True, slots=True)
 class Height:
     agl_ft: float
-    source: str  # gnss | baro_qnh | baro_traffic | baro_std
+    source: AglSource
     uncertainty_ft: float
-    ground: str  # terrain | site
+    ground: GroundSource
 
 
 class QnhEstimator:
@@ -86,7 +92,9 @@ class HeightModel:
     def observe(self, alt_baro_ft: int | None, alt_gnss_ft: int | None) -> None:
         self.qnh.add(alt_baro_ft, alt_gnss_ft)
 
-    def msl_ft(self, alt_baro_ft: int | None, alt_gnss_ft: int | None) -> tuple[float, str] | None:
+    def msl_ft(
+        self, alt_baro_ft: int | None, alt_gnss_ft: int | None
+    ) -> tuple[float, AglSource] | None:
         if alt_gnss_ft is not None:
             return alt_gnss_ft - self.geoid_ft, "gnss"
         if alt_baro_ft is None:
@@ -108,7 +116,8 @@ class HeightModel:
         msl = self.msl_ft(alt_baro_ft, alt_gnss_ft)
         if msl is None:
             return None
-        ground, ground_src = self.site_elevation_ft, "site"
+        ground_src: GroundSource = "site"
+        ground = self.site_elevation_ft
         if self.terrain is not None and lat is not None and lon is not None:
             elev = self.terrain.elevation_ft(lat, lon)
             if elev is not None:

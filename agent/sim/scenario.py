@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.frame import Frame
+from agent.geo import EARTH_RADIUS_M, offset, radio_horizon_km
 from agent.sim import modulate
 from agent.sim.trajectory import (
     KT_TO_MS,
@@ -93,18 +94,12 @@ class DemoTruth:
         return self.by_hex(icao_hex).state(rx_time - self.epoch)
 
 
-def _offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    dlat = math.degrees(north_m / 6_371_008.8)
-    dlon = math.degrees(east_m / (6_371_008.8 * math.cos(math.radians(lat))))
-    return lat + dlat, lon + dlon
-
-
 def _light_aircraft() -> Aircraft:
     """A1 "PTABC": lines up on runway 27, takes off, flies a left circuit at 1000 ft AGL
     (80 kt, 5 deg/s turns) and lands, touching down near the threshold it left from."""
     field = SITE_ELEVATION_FT
     pattern = field + 1000.0
-    lat, lon = _offset(SITE_LAT, SITE_LON, RUNWAY_LENGTH_M / 2, 0.0)  # threshold 27
+    lat, lon = offset(SITE_LAT, SITE_LON, RUNWAY_LENGTH_M / 2, 0.0)  # threshold 27
     start = Kinematics(lat, lon, field, gs_kt=0.0, track_deg=RUNWAY_TRACK_DEG, on_ground=True)
     circuit = [
         Straight(10.0, gs_kt=0.0),  # lined up, holding
@@ -141,7 +136,7 @@ def _helicopter() -> Aircraft:
     """A7 "PRHLC": comes from the north descending to 300 ft AGL, passes 300 m west of
     the strip, orbits once 1.5 km south, heads east and switches off at t = 240 s."""
     low = SITE_ELEVATION_FT + 300.0
-    lat, lon = _offset(SITE_LAT, SITE_LON, -300.0, 7000.0)
+    lat, lon = offset(SITE_LAT, SITE_LON, -300.0, 7000.0)
     start = Kinematics(lat, lon, 1500.0, gs_kt=100.0, track_deg=180.0)
     legs = [
         Straight(60.0, climb_fpm=-600.0, to_alt_ft=low),
@@ -168,7 +163,7 @@ def _airliner() -> Aircraft:
     gs = 450.0
     back = 150.0 * gs * KT_TO_MS
     trk = math.radians(20.0)
-    lat, lon = _offset(SITE_LAT, SITE_LON, 2000.0 - back * math.sin(trk), -back * math.cos(trk))
+    lat, lon = offset(SITE_LAT, SITE_LON, 2000.0 - back * math.sin(trk), -back * math.cos(trk))
     start = Kinematics(lat, lon, 37000.0, gs_kt=gs, track_deg=20.0)
     return Aircraft(
         icao=AIRLINER_ICAO,
@@ -204,15 +199,10 @@ DEMO_SITE = Site()
 
 def slant_range_m(s: State, site: Site = DEMO_SITE) -> float:
     """Distance from the site antenna to the aircraft, metres."""
-    north = math.radians(s.lat - site.lat) * 6_371_008.8
-    east = math.radians(s.lon - site.lon) * 6_371_008.8 * math.cos(math.radians(site.lat))
+    north = math.radians(s.lat - site.lat) * EARTH_RADIUS_M
+    east = math.radians(s.lon - site.lon) * EARTH_RADIUS_M * math.cos(math.radians(site.lat))
     up = (s.alt_ft - site.elevation_ft) * 0.3048 - site.antenna_agl_m
     return math.sqrt(north * north + east * east + up * up)
-
-
-def _radio_horizon_m(height_agl_m: float, site: Site = DEMO_SITE) -> float:
-    """Line-of-sight range (4/3 Earth) from the site antenna to a height above ground."""
-    return 4120.0 * (math.sqrt(site.antenna_agl_m) + math.sqrt(max(height_agl_m, 0.0)))
 
 
 def level_dbfs(s: State, tx_power_db: float, site: Site = DEMO_SITE) -> float:
@@ -239,7 +229,9 @@ def replies(
             snr = modulate.snr_db_for_level(level)
             p = 1.0 / (1.0 + math.exp(-(snr - DECODE_SNR_DB) / DECODE_SNR_SPREAD_DB))
             height_m = (s.alt_ft - site.elevation_ft) * 0.3048
-            visible = slant_range_m(s, site) <= _radio_horizon_m(height_m, site)
+            visible = (
+                slant_range_m(s, site) <= radio_horizon_km(site.antenna_agl_m, height_m) * 1000.0
+            )
             ok = visible and float(rx.uniform()) < p * (1.0 - GARBLE)
             sent.append(Sent(t=t, msg=msg, icao=ac.icao, level_dbfs=level, received=ok))
     sent.sort(key=lambda x: x.t)

@@ -20,9 +20,9 @@ from typing import Protocol
 
 import numpy as np
 
+from agent.geo import EARTH_RADIUS_M
 from agent.sim import encode
 
-EARTH_RADIUS_M = 6_371_008.8
 KT_TO_MS = 1852.0 / 3600.0
 FPM_TO_FTS = 1.0 / 60.0
 
