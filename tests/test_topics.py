@@ -7,7 +7,8 @@ import pytest
 from agent.config import SiteConfig
 from agent.outputs import topics
 from agent.outputs.topics import SiteTopics, Topic
-from agent.records import TRACK_START, event_record, position_record
+from agent.records import event_record, position_record
+from agent.schema import EventKind
 from tests.helpers import located_aircraft
 
 PREFIXES = ("adsb/v1", "fleet/adsb/v9")  # the default, and one with more levels
@@ -54,7 +55,7 @@ def test_records_go_to_their_site_and_kind():
     site = SiteConfig(name="strip-02")
     ac = located_aircraft(1)
     position = position_record(ac, site, ("low",))
-    event = event_record(TRACK_START, ac, site, ac.last_seen)
+    event = event_record(EventKind.TRACK_START, ac, site, ac.last_seen)
     for prefix in PREFIXES:
         assert topics.parse(topics.topic_for(position, prefix), prefix) == Topic(
             "strip-02", topics.POSITION, ac.icao
