@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.demod import DemodOptions
+from agent.demod.heap import keep_heap_headroom
 from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigError, SourceError
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_heap_headroom()  # process-wide, so here where the process starts (see its module)
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from agent.demod import DemodOptions, Demodulator, repair  # noqa: E402
+from agent.demod.heap import keep_heap_headroom  # noqa: E402
 from agent.sources.iq import IqFileSource  # noqa: E402
 from bench import bursts  # noqa: E402
 
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per decoder; least CPU counts")
     ap.add_argument("--no-sweep", action="store_true", help="skip the SNR sweep")
     args = ap.parse_args(argv)
+    keep_heap_headroom()  # as the agent's main() does: a process-wide setting
     if not args.file.exists():
         print(f"bench: {args.file} not found (set ADSB_AGENT_SHARED)", file=sys.stderr)
         return 2
