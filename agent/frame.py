@@ -30,6 +30,8 @@ class Frame:
         source: name of the source that produced it, for counters and logs.
         ticks_12mhz: Beast/MLAT 12 MHz counter when the source provides one.
         repaired_bits: bits corrected by the demodulator's syndrome repair.
+        ticks_epoch: ticks_12mhz of frames with the same epoch (and source) are on one
+            clock; a new epoch (a reopened receiver) starts another.
     """
 
     msg: bytes
@@ -38,6 +40,7 @@ class Frame:
     source: str = ""
     ticks_12mhz: int | None = None
     repaired_bits: int = 0
+    ticks_epoch: int = 0
 
     @property
     def df(self) -> int:

@@ -32,7 +32,8 @@ class Blocks:
     """The magnitude buffer (and I/Q beside it, same indices) of one stream.
 
     Not thread-safe. Attributes:
-        base: absolute sample index of the buffer's first sample.
+        base: absolute sample index of the buffer's first sample (samples skipped
+            over, see clear(), included).
         lo: first start sample of the buffer not decided by an earlier call.
         iq: the buffer's I/Q while it is demodulated (None: magnitudes only).
 
@@ -45,6 +46,9 @@ class Blocks:
         self.keep = 2 * window + CONTEXT
         self.base = 0
         self.lo = 0
+        # Absolute index where the samples became continuous (0, or after a clear()):
+        # noise windows are aligned to it.
+        self._origin = 0
         self.iq: np.ndarray | None = None
         self._tail = np.zeros(0, dtype=np.float32)  # a view of the front of _store
         self._store = np.zeros(0, dtype=np.float32)
@@ -107,8 +111,8 @@ class Blocks:
         # The tail starts on an absolute noise-window boundary, one whole window
         # before the first undecided start (which sees CONTEXT samples back), so
         # every floor is recomputed from the same samples whatever the block sizes.
-        first = self.base + max(decide, 0) - CONTEXT
-        cut = max((first // NOISE_WINDOW - 1) * NOISE_WINDOW - self.base, 0)
+        first = self.base - self._origin + max(decide, 0) - CONTEXT
+        cut = max((first // NOISE_WINDOW - 1) * NOISE_WINDOW - (self.base - self._origin), 0)
         self.lo = max(decide, 0) - cut
         if buf.base is self._store:  # the tail moves to the front of the buffer
             self._store[: n - cut] = buf[cut:]  # (overlap-safe: numpy copies via a temporary)
@@ -130,9 +134,12 @@ class Blocks:
             self.iq = np.concatenate((self._iq_tail, np.zeros(pad, dtype=np.complex64)))
         return np.concatenate((self._tail, np.zeros(pad, dtype=np.float32)))
 
-    def clear(self) -> None:
-        """Drop the tail (after last()): the next block starts where it ended."""
-        self.base += self._tail.size
+    def clear(self, skip: int = 0) -> None:
+        """Drop the tail (after last()): the next block starts `skip` samples after it
+        ended, as the start of a new continuous stretch."""
+        self.base += self._tail.size + skip
+        self._origin = self.base
+        self.lo = 0
         self._tail = np.zeros(0, dtype=np.float32)
         self._iq_tail = np.zeros(0, dtype=np.complex64)
         self.iq = None

@@ -53,6 +53,11 @@ class Demodulator:
     Not thread-safe: feed blocks from one thread, in order. The verifier is shared state
     (recently confirmed addresses); pass the pipeline's own to keep one view of them.
 
+    Every frame carries its arrival on a 12 MHz counter (Frame.ticks_12mhz, as Beast
+    and dump1090's --mlat; resolve.Resolver.choose) counted from the first sample.
+    A live source keeps it true: skip_samples(n) for n samples it dropped, new_epoch()
+    when it reopens the receiver.
+
     Args:
         sample_rate: 2.0e6 or 2.4e6.
         verifier: CRC/address gate; a private one is created when None.
@@ -137,12 +142,41 @@ class Demodulator:
         return self._process(*self._blocks.join(mag), iq)
 
     def flush(self) -> list[Frame]:
-        """Decide everything still held back; call once at end of input."""
+        """Decide everything still held back; call at end of input.
+
+        A block given after it starts a new stretch of samples (nothing carried over).
+        """
+        return self._end_stretch(0)
+
+    def skip_samples(self, n: int) -> list[Frame]:
+        """Count `n` samples that were lost (dropped USB buffers) without their data.
+
+        The frames held back are decided now (the samples after the gap do not continue
+        them); later frames' ticks and receive times count the lost samples, as the
+        receiver's own counter would have. Returns the frames decided.
+        """
+        if n < 0:
+            raise ValueError("cannot skip a negative number of samples")
+        return self._end_stretch(n)
+
+    def new_epoch(self) -> list[Frame]:
+        """Start a new stream (the receiver was reopened or reconnected).
+
+        The frames held back are decided now, with the old epoch; later frames carry
+        the next Frame.ticks_epoch, whose ticks are not comparable with earlier ones
+        (the counter goes on from the last sample; the time of the gap is unknown).
+        Returns the frames decided.
+        """
+        frames = self._end_stretch(0)
+        self._resolver.epoch += 1
+        return frames
+
+    def _end_stretch(self, skip: int) -> list[Frame]:
         t = self.timing
         # The block slicer reads a few samples past a long reply's end: zeros there.
         buf = self._blocks.last(t.window - t.span)
         frames = self._run(buf, final=True) if buf is not None else []
-        self._blocks.clear()
+        self._blocks.clear(skip)
         return frames
 
     def _process(self, buf: np.ndarray, ntail: int, iq: np.ndarray | None) -> list[Frame]:

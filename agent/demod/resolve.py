@@ -26,6 +26,10 @@ from agent.verify import ADDRESSED, INVALID, SELF_CHECKED, FrameVerifier, add_ac
 SUB = 40
 # Pairs closer than this (SUB units) belong to one preamble: its phases and neighbours.
 CLUSTER_GAP = 2 * SUB
+# Frames carry their arrival on a 12 MHz counter, as Beast and dump1090's --mlat give
+# it, wrapping at 48 bits.
+TICK_HZ = 12_000_000
+TICK_MASK = (1 << 48) - 1
 
 
 def _best_per_run(breaks: np.ndarray, kind: np.ndarray, conf: np.ndarray) -> np.ndarray:
@@ -65,6 +69,7 @@ class Batch:
     kind: list[int]  # class (agent/verify.py): CLEAN_ES ... ADDRESSED
     confidence: list[float]  # mean |bit margin|: which of two equal-class decodes wins
     dbfs: list[float]  # preamble pulse level in dBFS
+    ticks: list[int]  # arrival on the 12 MHz counter (see Resolver.choose)
 
 
 class Resolver:
@@ -86,12 +91,24 @@ class Resolver:
         self._short_len = int(timing.frame_samples(SHORT_BITS) * SUB)
         self._phase_sub = np.array([int(p * SUB) for p in timing.phases], dtype=np.int64)
         self._busy_until = 0  # end (SUB units) of the last emitted frame
+        if TICK_HZ % timing.rate:
+            raise ValueError(f"{timing.rate} samples/s is not a whole number of ticks")
+        self._ticks_per_sample = TICK_HZ // timing.rate
+        self.epoch = 0  # put on every Frame as ticks_epoch
 
     def choose(
         self, pairs: Pairs, decodes: Decodes, lo: int, base: int, start_time: float
     ) -> Batch | None:
         """Per preamble cluster starting at or after `lo`, the decode that could pass:
         the best class, then the highest confidence; None when there is none.
+
+        Its arrival in ticks is where the first preamble pulse starts, at the sub-sample
+        phase chosen with it, on a 12 MHz counter that reads k * j at sample j (k = 5
+        at 2.4 MS/s, 6 at 2.0). A sample is an instant (the tuner's filter is centred
+        on it) where the bit timing (timing.py) takes sample j as [j, j + 1): hence
+        the half sample taken off. Measured on band-limited bursts (bench/demod.py
+        --ticks-only): within 2 ticks of the truth for 99.9-100 % of those decoded at
+        2.4 MS/s from 4 to 20 dB, 98-99.6 % at 2.0 MS/s.
 
         Args:
             base: absolute sample index of the buffer's first sample.
@@ -133,6 +150,9 @@ class Resolver:
         t_abs = tsub[last] + base * SUB
         length = np.where(is_long, self._long_len, self._short_len)
         rx = start_time + t_abs / (SUB * self.sample_rate)
+        k = self._ticks_per_sample
+        # round(t_abs / SUB * k - k / 2), half up, in integers: exact at any stream age.
+        ticks = (2 * k * t_abs - SUB * (k - 1)) // (2 * SUB) & TICK_MASK
         level = pairs.level[r, p].astype(np.float64)
         dbfs = np.round(20.0 * np.log10(np.maximum(level, 1e-9)), 1)
         raw = chosen.tobytes()
@@ -151,6 +171,7 @@ class Resolver:
             kind=kind[last].tolist(),
             confidence=conf[last].tolist(),
             dbfs=dbfs.tolist(),
+            ticks=ticks.tolist(),
         )
 
     def resolve(self, b: Batch | None, decide: int) -> list[Frame]:
@@ -192,7 +213,9 @@ class Resolver:
                 j += 1
             else:
                 repaired = b.repaired[i]
-                frame = Frame(b.msg[i], rx[i], b.dbfs[i], self.source, None, repaired)
+                frame = Frame(
+                    b.msg[i], rx[i], b.dbfs[i], self.source, b.ticks[i], repaired, self.epoch
+                )
                 df = b.df[i]
                 if k >= SELF_CHECKED:  # the verifier's accept_clean, counted below
                     confirm(df, b.aa[i], repaired, rx[i])
