@@ -214,7 +214,13 @@ class Resolver:
             else:
                 repaired = b.repaired[i]
                 frame = Frame(
-                    b.msg[i], rx[i], b.dbfs[i], self.source, b.ticks[i], repaired, self.epoch
+                    b.msg[i],
+                    rx[i],
+                    b.dbfs[i],
+                    self.source,
+                    b.ticks[i],
+                    repaired,
+                    ticks_epoch=self.epoch,
                 )
                 df = b.df[i]
                 if k >= SELF_CHECKED:  # the verifier's accept_clean, counted below
