@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.demod import DemodOptions
+from agent.demod.heap import keep_heap_headroom
 from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigError, SourceError
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demod", help="demodulate IQ and print every accepted frame as *HEX;")
     d.add_argument("--rate", default="2.4e6", help="sample rate: 2.0e6 or 2.4e6")
     d.add_argument("--format", default="uc8", choices=("uc8", "sc16"))
+    d.add_argument("--mlat", action="store_true", help="@TTTTTTTTTTTTHEX; (12 MHz ticks first)")
     _add_demod_args(d)
     d.add_argument("file", help="IQ file, or - for standard input")
 
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_heap_headroom()  # process-wide, so here where the process starts (see its module)
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
@@ -133,7 +136,8 @@ def _cmd_demod(args: argparse.Namespace) -> int:
         raise ConfigError([str(err)]) from None
     out = sys.stdout
     for frame in src.frames(threading.Event()):
-        out.write(f"*{frame.hex};\n")
+        mlat = f"@{frame.ticks_12mhz or 0:012X}" if args.mlat else "*"
+        out.write(f"{mlat}{frame.hex};\n")
     out.flush()
     _log_counts("demod", src.counts)
     return EXIT_OK

@@ -34,6 +34,8 @@ class Frame:
             frame judged by it (an IQ source's demodulator, through verify.SourceGate,
             which also counted it); None when it is still to be judged. The pipeline
             judges only frames with None.
+        ticks_epoch: ticks_12mhz of frames with the same epoch (and source) are on one
+            clock; a new epoch (a reopened receiver) starts another.
     """
 
     msg: bytes
@@ -43,6 +45,7 @@ class Frame:
     ticks_12mhz: int | None = None
     repaired_bits: int = 0
     accepted: bool | None = None
+    ticks_epoch: int = 0
 
     @property
     def df(self) -> int:

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+
 from agent.crc import syndrome as _syndrome
 from agent.frame import Frame, frame_bits
 
@@ -30,8 +32,13 @@ RECENT_ADDRESS_TTL_S = 60.0
 MAX_CONFIRMING_REPAIR = 1
 
 ADDRESS_PARITY_DFS = frozenset((0, 4, 5, 16, 20, 21))
-# DF11 parity is CRC XOR interrogator code; codes fit in 7 bits (II 0-15, SI 1-63).
-_DF11_MAX_IID = 0x7F
+# Formats whose parity is a CRC over every bit: judged by their syndrome alone.
+SELF_CHECKING_DFS = frozenset((11, 17, 18))
+# Every format the gate can accept; the rest are refused whatever their parity.
+ACCEPTED_DFS = SELF_CHECKING_DFS | ADDRESS_PARITY_DFS
+# DF11 parity is CRC XOR interrogator code; codes fit in 7 bits (II 0-15, SI 1-63), so a
+# DF11 syndrome this small is an IID (accepted for known addresses), not a bit error.
+DF11_MAX_IID = 0x7F
 _ACCEPTED_KEYS = tuple(f"accepted_df{df}" for df in range(32))
 
 
@@ -156,7 +163,7 @@ class FrameVerifier:
                 if syn == 0:
                     self._confirm(aa, frame.rx_time)
                     return Verdict(True, aa)
-                if syn <= _DF11_MAX_IID and self._seen_recently(aa, frame.rx_time):
+                if syn <= DF11_MAX_IID and self._seen_recently(aa, frame.rx_time):
                     return Verdict(True, aa)
                 return Verdict(False, reason=Reject.BAD_CRC)
             if syn != 0:
@@ -237,8 +244,105 @@ class SourceGate:
                     f.repaired_bits > MAX_CONFIRMING_REPAIR
                     and (int.from_bytes(f.msg[1:4], "big"), f.rx_time) in refused
                 ),
+                ticks_epoch=f.ticks_epoch,
             )
             for f in frames
         ]
         refused.clear()
         return out
+
+
+# The same rules in batch form, for callers that judge many decodes at once from
+# syndromes they computed in numpy (the demodulator: a check() per frame was a tenth of
+# its CPU). What a decode still needs to be accepted is its class, higher is surer; the
+# demodulator also ranks overlapping decodes by it.
+CLEAN_ES = 5  # DF17/18 with syndrome 0
+CLEAN_DF11 = 4  # DF11 with syndrome 0
+REPAIRED = 3  # DF11/17/18 repaired in 1 to MAX_CONFIRMING_REPAIR bits
+REPAIRED2 = 2  # DF17/18 repaired in more: accepted, confirms nothing (check() judges it)
+ADDRESSED = 1  # address/parity formats and DF11 with an IID: only for a known address
+INVALID = 0
+# Classes whose syndrome is 0 (as decoded or after repair) in a DF11/17/18 frame.
+SELF_CHECKED = REPAIRED2
+
+
+def _df_table(dfs: frozenset[int]) -> np.ndarray:
+    table = np.zeros(32, dtype=bool)
+    table[sorted(dfs)] = True
+    return table
+
+
+# The DF sets above as tables indexed by DF (0-31): table.take(df) judges a whole array.
+ACCEPTED_DF_TABLE = _df_table(ACCEPTED_DFS)
+ADDRESS_PARITY_TABLE = _df_table(ADDRESS_PARITY_DFS)
+SELF_CHECKING_TABLE = _df_table(SELF_CHECKING_DFS)
+
+
+def classify(df: np.ndarray, syn: np.ndarray) -> np.ndarray:
+    """Class (int8) of each decode from its DF and CRC syndrome, before any repair."""
+    kind = np.full(df.shape, INVALID, dtype=np.int8)
+    kind[ADDRESS_PARITY_TABLE[df]] = ADDRESSED
+    kind[(df == 11) & (syn <= DF11_MAX_IID)] = ADDRESSED
+    clean = syn == 0
+    kind[clean & ((df == 17) | (df == 18))] = CLEAN_ES
+    kind[clean & (df == 11)] = CLEAN_DF11
+    return kind
+
+
+def repaired_class(bits: np.ndarray) -> np.ndarray:
+    """Class of DF11/17/18 decodes whose syndrome `bits` (>= 1) repaired bits made 0."""
+    return np.where(bits <= MAX_CONFIRMING_REPAIR, REPAIRED, REPAIRED2).astype(np.int8)
+
+
+def address_field(msgs: np.ndarray) -> np.ndarray:
+    """The 24-bit AA field (bytes 1-3) of each row of msgs (uint8 bytes), as int64."""
+    return (
+        (msgs[:, 1].astype(np.int64) << 16)
+        | (msgs[:, 2].astype(np.int64) << 8)
+        | msgs[:, 3].astype(np.int64)
+    )
+
+
+def looked_up_address(df: np.ndarray, aa: np.ndarray, syn: np.ndarray) -> np.ndarray:
+    """The address an ADDRESSED decode needs known: DF11's AA field (its syndrome is the
+    IID), else the syndrome itself (address/parity). int64."""
+    return np.where(df == 11, aa, syn.astype(np.int64))
+
+
+def _member(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """values in the sorted array keys (np.isin without sorting the keys every call)."""
+    at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+    return keys[at] == values
+
+
+def refuse_unknown_addresses(
+    verifier: FrameVerifier,
+    kind: np.ndarray,
+    df: np.ndarray,
+    syn: np.ndarray,
+    msgs: np.ndarray,
+    now: float,
+) -> None:
+    """Mark ADDRESSED decodes INVALID (in `kind`) unless their address could be known
+    when they are judged one by one (seen_recently at their own time).
+
+    "Could be": trusted by `verifier` at `now` (the batch's earliest time, the most
+    permissive), or confirmed by another decode of the same batch: a clean DF11/17/18
+    or a DF17 repaired in one bit (`msgs`: the decodes' bytes, repairs applied). A
+    filter for decodes certain to be refused, so that a caller choosing among
+    alternatives never prefers one of those to one that may pass.
+    """
+    addressed = np.flatnonzero(kind == ADDRESSED)
+    if addressed.size == 0:
+        return
+    confirming = np.flatnonzero(
+        (kind == CLEAN_ES) | (kind == CLEAN_DF11) | ((kind == REPAIRED) & (df == 17))
+    )
+    confirmed = address_field(msgs[confirming])
+    looked_up = looked_up_address(df[addressed], address_field(msgs[addressed]), syn[addressed])
+    known = np.array(verifier.recent_addresses(now), dtype=np.int64)
+    keys = np.sort(np.concatenate((known, confirmed)))
+    if keys.size == 0:
+        kind[addressed] = INVALID
+    else:
+        kind[addressed[~_member(looked_up, keys)]] = INVALID

@@ -48,6 +48,18 @@ class Burst:
     start: float
 
 
+def true_ticks(burst: Burst, rate: int) -> float:
+    """The burst's arrival on a 12 MHz counter that reads (12 MHz / rate) x m at output
+    sample m, as a receiver's sample counter does (Frame.ticks_12mhz).
+
+    One synthesis sample is one tick. Output sample m is the low-pass centred on
+    synthesis sample factor x m + (taps - 1) / 2, whose box covers the tick interval
+    from there on: the instant it stands for is half a tick later than Burst.start
+    counts from.
+    """
+    return burst.start * SYNTH_RATE / rate - 0.5
+
+
 def random_df17(rng: np.random.Generator, n: int) -> list[bytes]:
     """`n` DF17 frames (CA 5) with random address and ME, correct parity."""
     body = rng.integers(0, 256, size=(n, 11), dtype=np.uint8)

@@ -1,7 +1,7 @@
 """Benchmark: our demodulator beside Debian's dump1090-mutability on the same IQ stream.
 
     python bench/demod.py [--seconds 10] [--file shared/data/iq/modes1_2400.uc8]
-                          [--frames 1000] [--repeat 3] [--no-sweep]
+                          [--frames 1000] [--repeat 3] [--no-sweep] [--ticks-only]
 
 A real 2.4 MS/s UC8 capture is repeated to about `--seconds` of IQ and written once to a
 temporary file. Our demodulator runs in this process (CPU from getrusage(RUSAGE_SELF)
@@ -21,6 +21,12 @@ replies; the first section measures the CPU of each), and dump1090-mutability (-
 2.4 MS/s streams as a calibration of the generator against a C demodulator. Any
 emitted frame that was not sent is false; a noise-only stretch at each rate counts
 those on their own.
+
+The arrival ticks (Frame.ticks_12mhz, 12 MHz) of the same kind of bursts against their
+true start (bench/bursts.py's true_ticks): the share of decoded bursts within 1 and 2
+ticks per SNR level, ours at both rates and dump1090-mutability's `--mlat` at 2.4 MS/s
+(its counter starts elsewhere: its median offset from the truth is taken off first and
+printed). Runs with the sweep, or alone with --ticks-only.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from agent.demod import DemodOptions, Demodulator, repair  # noqa: E402
+from agent.demod.heap import keep_heap_headroom  # noqa: E402
 from agent.sources.iq import IqFileSource  # noqa: E402
 from bench import bursts  # noqa: E402
 
@@ -261,6 +268,78 @@ def sweep(frames: int, seed: int = 1090) -> list[Column]:
     return cols
 
 
+TICK_DB = (4, 6, 8, 10, 12, 14, 17, 20)
+_MLAT = re.compile(rb"^@([0-9a-fA-F]{12})([0-9a-fA-F]+);", re.MULTILINE)
+
+
+def _our_ticks(raw: bytes, rate: int) -> list[tuple[bytes, float]]:
+    demod = Demodulator(rate)
+    out = []
+    for i in range(0, len(raw), 2 * 262144):
+        out += demod.process_raw(raw[i : i + 2 * 262144])
+    out += demod.flush()
+    return [(f.msg, float(f.ticks_12mhz or 0)) for f in out]
+
+
+def _mutability_ticks(raw: bytes) -> list[tuple[bytes, float]] | None:
+    exe = shutil.which(DUMP1090) or f"/usr/bin/{DUMP1090}"
+    if not Path(exe).exists():
+        return None
+    cmd = [exe, "--ifile", "-", "--raw", "--mlat", "--fix"]
+    out = subprocess.run(cmd, input=raw, capture_output=True, check=False).stdout
+    return [(bytes.fromhex(m.decode()), float(int(t, 16))) for t, m in _MLAT.findall(out)]
+
+
+def tick_accuracy(frames: int, seed: int = 1200) -> list[str]:
+    """Lines of the tick table: per dB, the share within 1 and 2 ticks of the truth."""
+    rng = np.random.default_rng(seed)
+    errors: dict[str, dict[int, np.ndarray]] = {}
+    for rate in SWEEP_RATES:
+        clean = bursts.clean(rng, rate, frames)
+        truth = {b.msg: bursts.true_ticks(b, rate) for b in clean.bursts}
+        for db in TICK_DB:
+            raw = bursts.at_snr(rng, clean, db)
+            runs = {f"ours {rate / 1e6:.1f}": _our_ticks(raw, rate)}
+            if rate == 2_400_000:
+                theirs = _mutability_ticks(raw)
+                if theirs is not None:
+                    runs[f"{DUMP1090} 2.4"] = theirs
+            for name, got in runs.items():
+                err = np.array([t - truth[m] for m, t in got if m in truth])
+                errors.setdefault(name, {})[db] = err
+    # dump1090's counter starts elsewhere: its median offset over all levels comes off.
+    offsets = {
+        name: float(np.median(np.concatenate(list(per_db.values()))))
+        for name, per_db in errors.items()
+        if name.startswith(DUMP1090)
+    }
+    cols = {
+        name: {
+            db: (
+                float(np.mean(np.abs(e - offsets.get(name, 0.0)) <= 1)) if e.size else 0.0,
+                float(np.mean(np.abs(e - offsets.get(name, 0.0)) <= 2)) if e.size else 0.0,
+                e.size,
+            )
+            for db, e in per_db.items()
+        }
+        for name, per_db in errors.items()
+    }
+    names = list(cols)
+    lines = [
+        f"== arrival ticks (12 MHz): {frames} band-limited DF17 bursts per level, "
+        "% of decoded bursts within 1 / 2 ticks of the truth =="
+    ]
+    lines += [f"{name}: offset {off:+.1f} ticks taken off" for name, off in offsets.items()]
+    lines.append("SNR dB " + "".join(f"{n:>30}" for n in names))
+    for db in TICK_DB:
+        row = ""
+        for n in names:
+            w1, w2, k = cols[n].get(db, (0.0, 0.0, 0))
+            row += f"{f'{100 * w1:.1f} / {100 * w2:.2f} (n={k})':>30}"
+        lines.append(f"{db:>6} {row}")
+    return lines
+
+
 def report_sweep(cols: list[Column], frames: int) -> None:
     print(f"== SNR sweep: {frames} band-limited DF17 bursts per level, % recovered ==")
     print(
@@ -290,7 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=1000, help="bursts per SNR level")
     ap.add_argument("--repeat", type=int, default=3, help="runs per decoder; least CPU counts")
     ap.add_argument("--no-sweep", action="store_true", help="skip the SNR sweep")
+    ap.add_argument("--ticks-only", action="store_true", help="only the arrival-tick table")
     args = ap.parse_args(argv)
+    keep_heap_headroom()  # as the agent's main() does: a process-wide setting
+    if args.ticks_only:
+        print("\n".join(tick_accuracy(args.frames)))
+        return 0
     if not args.file.exists():
         print(f"bench: {args.file} not found (set ADSB_AGENT_SHARED)", file=sys.stderr)
         return 2
@@ -309,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         report_cpu(results, theirs)
     if not args.no_sweep:
         report_sweep(sweep(args.frames), args.frames)
+        print("\n".join(tick_accuracy(args.frames)))
     return 0
 
 

@@ -29,8 +29,19 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from agent.demod import Demodulator, coherent, preamble, repair, slicer, trellis  # noqa: E402
+from agent.demod import (  # noqa: E402
+    Demodulator,
+    coherent,
+    decide,
+    noise,
+    preamble,
+    repair,
+    resolve,
+    slicer,
+    trellis,
+)
 from agent.demod import iq as iq_mod  # noqa: E402
+from agent.demod.heap import keep_heap_headroom  # noqa: E402
 from agent.sources.iq import BLOCK_SAMPLES  # noqa: E402
 from bench import bursts  # noqa: E402
 from bench.common import shared_data  # noqa: E402
@@ -40,16 +51,16 @@ CAPTURES = {2_400_000: "iq/modes1_2400.uc8", 2_000_000: "iq/modes1.bin"}
 STAGES: tuple[tuple[Any, str, str], ...] = (
     (iq_mod.CONVERTERS, "uc8", "magnitude (UC8 table)"),
     (iq_mod.IQ_CONVERTERS, "uc8", "complex samples (2.0 MS/s)"),
-    (Demodulator, "_floor", "noise floor"),
+    (noise, "floor", "noise floor"),
     (preamble, "screen", "1. preamble.screen"),
     (preamble, "phase_scores", "2. preamble.phase_scores"),
     (slicer, "pair_margins", "4. slicer.pair_margins"),
     (trellis, "soft_bits", "4. trellis.soft_bits"),
     (coherent, "soft_bits", "4. coherent.soft_bits"),
     (coherent, "derotate", "4. coherent.derotate"),
-    (Demodulator, "_decode", "4. decode (CRC, classes, repair)"),
+    (decide.BitDecider, "decode", "4. decode (CRC, classes, repair)"),
     (repair, "find", "4.   of which repair.find"),
-    (Demodulator, "_resolve", "5. overlaps, verifier, Frame objects"),
+    (resolve.Resolver, "resolve", "5. overlaps, verifier, Frame objects"),
     (Demodulator, "_candidates", "stages 1-4 in all"),
 )
 # Stages called inside Demodulator._candidates, none inside another: what is left of
@@ -124,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=4.0, help="IQ seconds per stream")
     ap.add_argument("--rate", type=float, default=2.4e6, help="2.4e6 or 2.0e6")
     args = ap.parse_args(argv)
+    keep_heap_headroom()  # as the agent's main() does: a process-wide setting
     rate = int(args.rate)
     if rate not in CAPTURES:
         ap.error("--rate must be 2.4e6 or 2.0e6")

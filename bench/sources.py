@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the agent does (agent/__init__.py)
 
+from agent.demod.heap import keep_heap_headroom  # noqa: E402
 from agent.demod.iq import uc8_to_mag  # noqa: E402
 from bench.common import peak_rss_mib, shared_data  # noqa: E402
 from tests import fake_rtlsdr  # noqa: E402
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed", type=float, default=4.0, help="pace, x real time")
     ap.add_argument("--slow-seconds", type=float, default=3.0, help="IQ s, slow consumer")
     args = ap.parse_args(argv)
+    keep_heap_headroom()  # as the agent's main() does: a process-wide setting
 
     recording = shared_data("iq/modes1_2400.uc8")
     build_dir = Path(tempfile.mkdtemp(prefix="adsb-bench-fake-"))

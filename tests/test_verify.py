@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from agent import verify
 from agent.crc import flip_bit, single_bit_syndromes, syndrome, syndromes
 from agent.frame import Frame
-from agent.verify import FrameVerifier, Reject
+from agent.verify import MAX_CONFIRMING_REPAIR, FrameVerifier, Reject
 from tests.conftest import shared_data
 from tests.helpers import pms_adsb_frames
 
@@ -115,3 +116,65 @@ def test_multi_bit_repairs_do_not_confirm_on_the_fast_path():
     assert not v.seen_recently(0x4D2023, 1.0)
     v.accept_clean(Frame(DF17, 2.0, repaired_bits=1))
     assert v.seen_recently(0x4D2023, 2.0)
+
+
+def _classes(msgs: list[bytes]) -> list[int]:
+    rows = np.zeros((len(msgs), 14), dtype=np.uint8)
+    for i, m in enumerate(msgs):
+        rows[i, : len(m)] = np.frombuffer(m, dtype=np.uint8)
+    df = rows[:, 0] >> 3
+    syn = np.array([syndrome(m) for m in msgs], dtype=np.uint32)
+    return verify.classify(df, syn).tolist()
+
+
+def test_batch_classes_agree_with_check_per_frame():
+    """The demodulator judges in batches by verify.classify: the same verdicts as check()."""
+    frames = _reference_frames()
+    # Every reference frame, and each with a bit flipped (bad CRC, other addresses).
+    msgs = frames + [flip_bit(m, 3 * i % (8 * len(m))) for i, m in enumerate(frames)]
+    classes = _classes(msgs)
+    assert {verify.CLEAN_ES, verify.CLEAN_DF11, verify.ADDRESSED, verify.INVALID} <= set(classes)
+    for known in (False, True):
+        for m, kind in zip(msgs, classes, strict=True):
+            v = FrameVerifier()  # per frame: no frame confirms another's address
+            aa = int.from_bytes(m[1:4], "big")
+            address = aa if m[0] >> 3 == 11 else syndrome(m)
+            if known:  # the address trusted: only format and parity decide
+                v.confirm(aa, 0.0)
+                v.confirm(address, 0.0)
+            verdict = v.check(Frame(m, 0.0))
+            if kind >= verify.SELF_CHECKED:
+                assert verdict.accepted, m.hex()
+            elif kind == verify.ADDRESSED:
+                assert verdict.accepted == known, m.hex()
+            else:
+                assert not verdict.accepted, m.hex()
+
+
+def test_repaired_class_follows_the_confirming_repair_limit():
+    bits = np.array([1, 2, 3])
+    expected = [verify.REPAIRED if b <= MAX_CONFIRMING_REPAIR else verify.REPAIRED2 for b in bits]
+    assert verify.repaired_class(bits).tolist() == expected
+
+
+def test_unknown_addresses_are_refused_unless_trusted_or_confirmed_alongside():
+    df4 = next(m for m in _reference_frames() if m[0] >> 3 == 4)
+    rows = np.zeros((2, 14), dtype=np.uint8)
+    rows[0] = np.frombuffer(DF17, dtype=np.uint8)
+    rows[1, :7] = np.frombuffer(df4, dtype=np.uint8)
+    df = rows[:, 0] >> 3
+    syn = np.array([0, syndrome(df4)], dtype=np.uint32)
+    for kinds, trusted, expected in (
+        # The DF17 in the same batch confirms the DF4's address 4D2023.
+        ([verify.CLEAN_ES, verify.ADDRESSED], False, verify.ADDRESSED),
+        # Without it, nothing does: refused...
+        ([verify.INVALID, verify.ADDRESSED], False, verify.INVALID),
+        # ...unless the verifier trusts the address.
+        ([verify.INVALID, verify.ADDRESSED], True, verify.ADDRESSED),
+    ):
+        v = FrameVerifier()
+        if trusted:
+            v.check(Frame(DF17, 0.0))
+        kind = np.array(kinds, dtype=np.int8)
+        verify.refuse_unknown_addresses(v, kind, df, syn, rows, 1.0)
+        assert kind[1] == expected

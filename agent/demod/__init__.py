@@ -6,7 +6,14 @@ preamble.py    candidate starts: vectorised screen, then SNR against local noise
 slicer.py      bit decisions for many candidates at once
 trellis.py     bit decisions that account for the neighbouring bit (straddled pulses)
 repair.py      bit-error repair from CRC syndromes, guided by the bit margins
-demodulator.py Demodulator: blocks in, verified Frames out
+coherent.py    bit decisions from I/Q (2.0 MS/s retries)
+blocks.py      joining blocks: the carried-over tail, then the new block
+noise.py       the noise floor the preamble tests use, and the level reported
+candidates.py  stages 1-3: preamble screen and scores, DF check -> (start, phase) pairs
+decide.py      stage 4: bits of those pairs, CRC syndromes and classes, repair
+resolve.py     stage 5: one decode per preamble, overlaps, the verifier's counts
+demodulator.py Demodulator: the stages above in order, blocks in, verified Frames out
+heap.py        the process-wide malloc setting the demodulator's blocks need
 """
 
 from agent.demod.demodulator import DemodOptions, Demodulator
