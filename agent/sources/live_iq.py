@@ -78,14 +78,27 @@ class LiveIq:
         the next feed), not dropped.
         """
         self._carry += self.drain()
+        self._carry += self._settle(self.demod.new_epoch())  # later ticks: a new clock
         self._anchored = False
         self._pending = b""
         if self.gain is not None:
             self.gain.restart(self._fed / self.rate)
 
-    def feed(self, data: bytes, arrival: float) -> tuple[list[Frame], GainStep | None]:
+    def feed(
+        self, data: bytes, arrival: float, dropped: int = 0
+    ) -> tuple[list[Frame], GainStep | None]:
         """Gather `data` (UC8) that ended arriving at `arrival` (wall time); once
-        FEED_SAMPLES are gathered, the frames decided (and any gain step)."""
+        FEED_SAMPLES are gathered, the frames decided (and any gain step).
+
+        `dropped`: samples lost just before `data` (buffers the reader could not queue).
+        What was gathered is demodulated first; the lost samples still count in the
+        sample clock, so ticks and receive times after the gap stay right.
+        """
+        if dropped:
+            self._carry += self.drain()
+            self._carry += self._settle(self.demod.skip_samples(dropped))
+            self._fed += dropped
+            self._pending = b""  # the byte stream does not continue across the gap
         self._gathered.append(data)
         self._gathered_bytes += len(data)
         self._arrival = arrival
@@ -94,6 +107,18 @@ class LiveIq:
             return carry, None
         frames, step = self._demodulate()
         return carry + frames, step
+
+    def _settle(self, frames: list[Frame]) -> list[Frame]:
+        """The demodulator's frames judged (shared verifier) and in time order."""
+        if self._gate is not None:
+            frames = self._gate.judged(frames)
+        out = []
+        for f in frames:
+            if f.rx_time < self._last_time:  # a backward re-anchor: keep time monotonic
+                f = dataclasses.replace(f, rx_time=self._last_time)
+            self._last_time = f.rx_time
+            out.append(f)
+        return out
 
     def drain(self) -> list[Frame]:
         """Frames from whatever is gathered (a stream's end); no gain step."""
@@ -120,15 +145,7 @@ class LiveIq:
             self._anchored = True
         self._fed += n
         self.counts["samples"] += n
-        frames = self.demod.process_raw(memoryview(data)[:usable])
-        if self._gate is not None:
-            frames = self._gate.judged(frames)
-        out = []
-        for f in frames:
-            if f.rx_time < self._last_time:  # a backward re-anchor: keep time monotonic
-                f = dataclasses.replace(f, rx_time=self._last_time)
-            self._last_time = f.rx_time
-            out.append(f)
+        out = self._settle(self.demod.process_raw(memoryview(data)[:usable]))
         step = None
         if self.gain is not None:
             levels = (f.signal_dbfs for f in out)

@@ -139,7 +139,7 @@ class _Session:
     """One open device and its reader thread."""
 
     sdr: Any
-    buffers: queue.Queue[tuple[bytes, float]]
+    buffers: queue.Queue[tuple[bytes, float, int]]  # data, arrival, samples lost before
     done: threading.Event
     thread: threading.Thread | None = None
     end_reason: str = "the async reader returned (device unplugged?)"
@@ -278,7 +278,7 @@ class RtlSdrSource:
         try:
             while True:
                 try:
-                    data, arrival = session.buffers.get(timeout=POLL_S)
+                    data, arrival, dropped = session.buffers.get(timeout=POLL_S)
                 except queue.Empty:
                     if stop.is_set():
                         return None
@@ -291,7 +291,7 @@ class RtlSdrSource:
                         return reason
                     continue
                 last_buffer = time.monotonic()
-                frames, step = self.live.feed(data, arrival)
+                frames, step = self.live.feed(data, arrival, dropped)
                 if step is not None:
                     self._set_gain(sdr, step)
                 yield from frames
@@ -305,6 +305,7 @@ class RtlSdrSource:
         counts = self.counts
         put = session.buffers.put_nowait
         sdr = session.sdr
+        lost = [0]  # samples dropped since the last buffer queued: it carries the count
 
         def on_buffer(buf: Any, _context: object) -> None:
             counts["buffers"] += 1
@@ -312,10 +313,12 @@ class RtlSdrSource:
                 _cancel(sdr)
                 return
             try:
-                put((bytes(buf), self.clock()))  # copy: librtlsdr reuses the buffer
+                put((bytes(buf), self.clock(), lost[0]))  # copy: librtlsdr reuses the buffer
+                lost[0] = 0
             except queue.Full:
                 counts["buffers_dropped"] += 1
                 counts["samples_dropped"] += len(buf) // 2
+                lost[0] += len(buf) // 2
 
         try:
             sdr.read_bytes_async(on_buffer, num_bytes=self.buf_bytes)
