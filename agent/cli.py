@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.demod import DemodOptions
 from agent.demod.heap import keep_heap_headroom
 from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigError, SourceError
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig
-    from agent.outbox import Outbox
-    from agent.outputs.base import Output
-    from agent.pipeline import Pipeline
 
 log = logging.getLogger("agent")
 
@@ -194,90 +186,32 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_outbox(cfg: AgentConfig) -> Outbox:
-    from agent.outbox import Outbox
-
-    state = Path(cfg.state_dir)
-    try:
-        state.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError([f"state_dir: cannot create {state}: {err.strerror}"]) from None
-    return Outbox(
-        state / "outbox.sqlite",
-        max_bytes=int(cfg.outbox.max_mb * 1e6),
-        max_age_s=cfg.outbox.max_age_h * 3600.0,
-    )
-
-
-def _publishers(cfg: AgentConfig, pipeline: Pipeline) -> list[Output]:
-    """MQTT through the outbox when a broker is configured; JSON lines when asked or alone."""
-    from agent.outputs.mqtt import MqttPublisher
-    from agent.outputs.stdout import StdoutPublisher
-
-    publishers: list[Output] = []
-    if cfg.mqtt.url:
-        info = {"receiver": cfg.site.position, "filter": cfg.filter.model_dump()}
-        mqtt = MqttPublisher(
-            cfg.mqtt, cfg.site.name, _open_outbox(cfg), info=info, health=pipeline.health
-        )
-        publishers.append(mqtt.start())
-    if cfg.stdout or not cfg.mqtt.url:
-        if not cfg.mqtt.url:
-            log.warning("no MQTT broker configured: printing records on standard output")
-        publishers.append(StdoutPublisher())
-    return publishers
-
-
-def _close(publishers: list[Output]) -> None:
-    for pub in publishers:
-        pub.close()
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.app import App
     from agent.config import build_config
     from agent.logs import set_site
-    from agent.pipeline import Pipeline, run_sources
-    from agent.service import Notifier, ServiceMonitor, default_status_path, pipeline_probe
-    from agent.sources import OpenContext
+    from agent.status import default_status_path
 
     cfg = build_config(_overrides(args))
     set_site(cfg.site.name)
-    if not cfg.sources:
-        raise ConfigError(["sources: none configured (give --source URL or sources = [...])"])
-    pipeline = Pipeline(cfg, [])
-    context = OpenContext(start_time=round(time.time(), 3), verifier=pipeline.verifier)
+    app = App(cfg, status_path=args.status_file or default_status_path())
+    app.install_signal_handlers()
     try:
-        sources = [spec.open(context) for spec in cfg.sources]
-    except SourceError as err:
-        raise ConfigError([f"sources: {err}"]) from None
-    pipeline.publishers.extend(_publishers(cfg, pipeline))
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    monitor = ServiceMonitor(
-        pipeline_probe(pipeline, sources),
-        stop,
-        Notifier(),
-        site=cfg.site.name,
-        status_path=args.status_file or default_status_path(),
-    )
-    log.info("started: site %s, sources %s", cfg.site.name, ", ".join(s.url for s in cfg.sources))
-    monitor.start()  # READY=1: config valid, sources open, publishers made
-    try:
-        run_sources(sources, pipeline, stop, clock=time.time)
-        if not stop.is_set():  # every source ended (recordings): their tracks end too
-            pipeline.finish()
+        app.start()
+        sources = ", ".join(s.url for s in cfg.sources)
+        log.info("started: site %s, sources %s", cfg.site.name, sources)
+        app.run()
     finally:
-        monitor.close()  # STOPPING=1
-        _close(pipeline.publishers)
-        _log_counts("pipeline", pipeline.stats())
+        app.stop()
+        if app.pipeline is not None:
+            _log_counts("pipeline", app.pipeline.stats())
     log.info("stopped")
     return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from agent.app import App
     from agent.config import build_config
-    from agent.pipeline import Pipeline
     from agent.sim import scenario
 
     data: dict[str, Any] = {
@@ -295,15 +229,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         data["state_dir"] = args.state_dir or tempfile.mkdtemp(prefix="adsb-agent-demo-")
     cfg = build_config(data)
     frames, _truth = scenario.demo_frames(duration_s=args.duration)
-    pipeline = Pipeline(cfg, [])
-    pipeline.publishers.extend(_publishers(cfg, pipeline))
+    app = App(cfg)
     try:
-        for frame in frames:
-            pipeline.handle(frame)
-        pipeline.finish()
+        app.start(with_sources=False)
+        assert app.pipeline is not None
+        app.feed(frames)
     finally:
-        _close(pipeline.publishers)
-    _log_counts("demo", pipeline.stats())
+        app.stop()
+    if app.pipeline is not None:
+        _log_counts("demo", app.pipeline.stats())
     return EXIT_OK
 
 

@@ -177,6 +177,7 @@ class Outbox:
         # Rows the disk refused, in seq order, with their seq: delivered from here.
         self._spill: deque[Row] = deque()
         self._spill_max = spill_max
+        self._has_reserve = False
         self._make_reserve()
 
     def _open(self, *, seq_floor: int = 0) -> None:
@@ -244,14 +245,17 @@ class Outbox:
             log.warning("cannot write %s (%s); trying again later", self._seq_file, err.strerror)
 
     def _make_reserve(self) -> None:
-        """Keep RESERVE_BYTES on disk to give up when it fills (see ack)."""
+        """Keep RESERVE_BYTES on disk to give up when it fills (see ack). A disk that
+        never had room for it (a tiny filesystem) goes without."""
         if self._reserve.exists():
+            self._has_reserve = True
             return
         try:
             with open(self._reserve, "wb") as fh:
                 fh.write(b"\0" * RESERVE_BYTES)
                 fh.flush()
                 os.fsync(fh.fileno())
+            self._has_reserve = True
         except OSError:
             self._reserve.unlink(missing_ok=True)
 
@@ -313,7 +317,14 @@ class Outbox:
         self.counts["spilled"] += 1
 
     def _flush_spill(self) -> None:
-        """Commit held rows in order while the disk takes them (lock held)."""
+        """Commit held rows in order while the disk takes them (lock held).
+
+        Only once the reserve is back on disk: rows written into the room it left
+        would leave acknowledged rows no room to be deleted.
+        """
+        self._make_reserve()
+        if self._has_reserve and not self._reserve.exists():
+            return
         while self._spill and self._insert(self._spill[0]):
             self._spill.popleft()
 

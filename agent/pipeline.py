@@ -33,6 +33,7 @@ from agent.outputs.base import Output
 from agent.records import event_record, position_record
 from agent.schema import EventKind, Record
 from agent.sources.base import Source
+from agent.stats import Stats, copy_counts
 from agent.track import Aircraft, Tracker, Update
 from agent.verify import FrameVerifier
 
@@ -58,7 +59,7 @@ class Selection:
 class Pipeline:
     """Single-threaded processing of frames into published records."""
 
-    def __init__(self, cfg: AgentConfig, publishers: Sequence[Output]):
+    def __init__(self, cfg: AgentConfig, publishers: Sequence[Output], stats: Stats | None = None):
         self.cfg = cfg
         self.publishers = list(publishers)
         self.dedup = DuplicateFilter()
@@ -88,6 +89,16 @@ class Pipeline:
         # Tracks with a published track_start, by address; dropped when the track ends.
         self.selections: dict[str, Selection] = {}
         self.counts: Counter[str] = Counter()
+        # Each stage's counters, read from other threads through snapshots.
+        self.registry = stats if stats is not None else Stats()
+        for stage, counts in (
+            ("pipeline", self.counts),
+            ("dedup", self.dedup.counts),
+            ("verify", self.verifier.counts),
+            ("decode", self.decoder.counts),
+            ("track", self.tracker.counts),
+        ):
+            self.registry.register(stage, counts)
         self._next_expiry = float("-inf")
         self._health_prev: dict[str, int] = {}
         self._health_at = time.monotonic()
@@ -212,24 +223,12 @@ class Pipeline:
             pub.publish(record)
 
     def stats(self) -> dict[str, int]:
-        """Every stage's counters in one flat dict (a copy; safe from other threads)."""
-        groups = [
-            ("pipeline", self.counts),
-            ("dedup", self.dedup.counts),
-            ("verify", self.verifier.counts),
-            ("decode", self.decoder.counts),
-            ("track", self.tracker.counts),
-        ]
-        groups += [(type(p).__name__, p.counts) for p in self.publishers]
-        out: dict[str, int] = {}
-        for stage, counts in groups:
-            for _ in range(5):  # another thread may add a key while we copy
-                try:
-                    items = list(counts.items())
-                    break
-                except RuntimeError:
-                    continue
-            out.update({f"{stage}.{k}": v for k, v in items})
+        """Every stage's counters and every output's in one flat dict (a copy; safe from
+        other threads: see agent.stats)."""
+        out = self.registry.snapshot()
+        for pub in list(self.publishers):
+            stage = type(pub).__name__
+            out.update({f"{stage}.{k}": v for k, v in copy_counts(pub.counts).items()})
         return out
 
     def health(self) -> dict[str, Any]:

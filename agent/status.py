@@ -1,4 +1,4 @@
-"""`adsb-agent status`: the running agent's status file, for a human.
+"""The status file: written atomically by the running agent, read by `adsb-agent status`.
 
 The agent's service monitor (agent/service.py) rewrites the file every few seconds
 with green/amber/red per component and an expiry time. A file past its expiry means
@@ -9,8 +9,11 @@ whatever it says, the way piaware-status treats an old status file.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -73,3 +76,24 @@ def main(path: str | None, *, as_json: bool = False, out: IO[str] | None = None)
     stream.write(text)
     stream.flush()
     return code
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write then rename, so a reader sees the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def default_status_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """$RUNTIME_DIRECTORY/status.json under systemd (RuntimeDirectory=adsb-agent)."""
+    env = os.environ if environ is None else environ
+    runtime = env.get("RUNTIME_DIRECTORY")
+    return Path(runtime.split(":")[0]) / "status.json" if runtime else None

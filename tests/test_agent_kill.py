@@ -77,8 +77,14 @@ def test_sigkill_at_random_moments_loses_no_committed_record(broker, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     rng = random.Random(11)
     kills = 0
+    status_topic = "adsb/v1/site-k/status"
+
+    def onlines() -> int:
+        return sub.payloads(status_topic).count(b"online")
+
     try:
         for run in range(5):
+            seen_online = onlines()
             agent = subprocess.Popen(
                 [sys.executable, "-m", "agent", "run", "--config", str(conf)],
                 cwd=REPO,
@@ -86,8 +92,10 @@ def test_sigkill_at_random_moments_loses_no_committed_record(broker, tmp_path):
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
+            # Ready: connected to the broker (its will is registered) and publishing.
+            assert sub.wait_for(lambda s, n=seen_online: onlines() > n, 60), "never connected"
             if run < 4:
-                time.sleep(rng.uniform(1.5, 3.5))
+                time.sleep(rng.uniform(0.5, 2.5))  # a random moment while records flow
                 agent.send_signal(signal.SIGKILL)
                 agent.wait(10)
                 kills += 1
@@ -95,7 +103,8 @@ def test_sigkill_at_random_moments_loses_no_committed_record(broker, tmp_path):
                     lambda s: s.payloads("adsb/v1/site-k/status")[-1:] == [b"offline"], 10
                 ), "last will not delivered after a kill"
             else:
-                time.sleep(4.0)
+                before = len(sub.records())
+                assert sub.wait_for(lambda s, n=before: len(s.records()) > n + 5, 60)
                 agent.send_signal(signal.SIGTERM)
                 _, err = agent.communicate(timeout=30)
                 assert agent.returncode == 0, err.decode()

@@ -56,6 +56,11 @@ class Output(ABC):
         """Take one position or event record (agent.records); the return value is the
         output's own (the MQTT output returns the outbox seq)."""
 
+    def start(self) -> Output:
+        """Start the output's own threads, if it has any (the App calls it once, after
+        the pipeline exists and before READY=1)."""
+        return self
+
     def on_frame(self, frame: Frame) -> None:  # noqa: B027 - a tap most outputs ignore
         """Every frame the CRC gate accepted, before decoding; ignored unless overridden."""
 

@@ -62,6 +62,8 @@ class MqttPublisher(Output):
         *,
         info: dict[str, Any] | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         where = mqtt_link.endpoint(cfg)
         self.cfg = cfg
@@ -83,11 +85,15 @@ class MqttPublisher(Output):
         self._batch: list[Row] = []
         self._batch_started = 0.0
         self._epoch = 0
-        self._stop = threading.Event()
+        # The agent's one stop event: once set, the thread sends what it can within
+        # `drain_s` (close() sets it from its timeout) and says `stopped`.
+        self._stop = stop if stop is not None else threading.Event()
+        self.drain_s = 5.0
+        self.clock = clock
         self._wake = threading.Event()
         self._queue = DeliveryQueue(outbox, cfg.drain_rate)
         self._paused_until = 0.0
-        self._started = time.time()
+        self._started = clock()
         self._client = self._make_client(where)
         self._client.connect_async(where.host, where.port, keepalive=cfg.keepalive_s)
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
@@ -176,7 +182,13 @@ class MqttPublisher(Output):
         seen_epoch = 0
         next_health = time.monotonic() + 2.0
         next_expire = next_upkeep = 0.0
-        while not self._stop.is_set():
+        drain_until: float | None = None
+        while True:
+            if self._stop.is_set():  # stopping: send what is left, for a while
+                if drain_until is None:
+                    drain_until = time.monotonic() + self.drain_s
+                if self.drained() or not self.connected.is_set() or time.monotonic() >= drain_until:
+                    break
             self._wake.wait(0.1)
             self._wake.clear()
             self._settle_acks()
@@ -256,7 +268,7 @@ class MqttPublisher(Output):
         if done:
             self.outbox.ack(done)
             self.counts["acked"] += len(done)
-            self.last_ack = time.time()
+            self.last_ack = self.clock()
             if self.publish_refused is not None and not self._paused_until:
                 self.publish_refused = None
 
@@ -294,8 +306,8 @@ class MqttPublisher(Output):
         payload = {
             "v": 1,
             "site": self.site,
-            "ts": round(time.time(), 3),
-            "uptime_s": round(time.time() - self._started, 1),
+            "ts": round(self.clock(), 3),
+            "uptime_s": round(self.clock() - self._started, 1),
             "link": self.link_health(),
         }
         if self.health is not None:
@@ -329,12 +341,12 @@ class MqttPublisher(Output):
 
         Rows not acknowledged stay in the outbox for the next start.
         """
-        if self.connected.is_set():
-            self.flush(timeout)
+        if not self._stop.is_set():
+            self.drain_s = timeout
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=self.drain_s + 2.0)
         self._settle_acks()
         if self.connected.is_set():
             msg = self._client.publish(self.topics.status, "stopped", qos=1, retain=True)
