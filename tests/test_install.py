@@ -391,3 +391,60 @@ def test_the_units_directory_modes_are_the_ones_install_sh_creates(tmp_path):
     assert set(modes) == {"etc/adsb-agent", "var/lib/adsb-agent"}
     for rel, mode in modes.items():
         assert (dest / rel).stat().st_mode & 0o777 == mode, rel
+
+
+# --- the oldest numpy the agent declares (Debian bookworm's is 1.24) ----------------
+
+
+def _declared_lower_bound(dist: str) -> str:
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (spec,) = [d for d in deps if d.split(">=")[0].strip().lower() == dist]
+    return spec.split(">=")[1].split(",")[0].strip()
+
+
+def test_demo_runs_on_the_oldest_numpy_declared_and_sends_the_same_records(tmp_path):
+    """install.sh's venv sees Debian's python3-numpy (1.24 on bookworm, what a Pi gets);
+    the agent must not use anything newer than the bound pyproject.toml declares.
+    scripts/oldest-deps.sh does this for every dependency, in a fresh venv."""
+    bound = _declared_lower_bound("numpy")
+    target = tmp_path / "numpy-oldest"
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            f"numpy=={bound}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if pip.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot install numpy=={bound}: {pip.stderr}")
+        pytest.skip(f"cannot install numpy=={bound} (offline?)")
+    demo = (
+        "import sys, numpy; print('numpy', numpy.__version__, file=sys.stderr)\n"
+        "from agent.cli import main; sys.exit(main(['demo']))"
+    )
+
+    def run_demo(numpy_path: str | None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [numpy_path, str(REPO)]))}
+        return subprocess.run(
+            [sys.executable, "-c", demo], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    oldest, current = run_demo(str(target)), run_demo(None)
+    assert oldest.returncode == 0, oldest.stderr[-3000:]
+    wanted = ".".join([*bound.split("."), "0", "0"][:3])
+    assert f"numpy {wanted}\n" in oldest.stderr
+    assert f"numpy {wanted}\n" not in current.stderr  # really two numpys
+    assert '"type":"event"' in oldest.stdout
+    assert oldest.stdout == current.stdout  # same frames, same records
