@@ -134,8 +134,18 @@ def test_installer_passes_shellcheck():
         if os.environ.get("CI"):
             pytest.fail("shellcheck is not installed (apt-get install shellcheck)")
         pytest.skip("shellcheck is not installed")
-    run = subprocess.run([exe, str(INSTALL)], capture_output=True, text=True, timeout=60)
+    scripts = sorted(str(p) for p in (REPO / "scripts").glob("*.sh"))
+    run = subprocess.run([exe, str(INSTALL), *scripts], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout
+
+
+def test_readme_names_the_slow_install_checks_and_they_are_executable():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Install on a Raspberry Pi", 1)[1].split("\n## ", 1)[0]
+    assert "scripts/pi-qemu-install.sh" in section
+    assert "scripts/oldest-deps.sh" in readme
+    for name in ("pi-qemu-install.sh", "oldest-deps.sh", "test.sh", "demo.sh"):
+        assert os.access(REPO / "scripts" / name, os.X_OK), name
 
 
 def test_unknown_option_is_refused_with_usage():
