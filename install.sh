@@ -167,7 +167,10 @@ do_venv() {
         python3 -m venv --system-site-packages "$DESTDIR$VENV"
     fi
     say "installing the agent into $VENV (this takes a few minutes on a Pi)"
-    "$DESTDIR$VENV/bin/pip" install -q --disable-pip-version-check "$SRC$extras"
+    # Debian's numpy satisfies the agent; should anything ask for a newer one, fail
+    # at once rather than try an hour-long build that dies without a compiler.
+    "$DESTDIR$VENV/bin/pip" install -q --disable-pip-version-check --only-binary numpy \
+        "$SRC$extras"
     # Same version number, newer code: replace the agent itself whatever pip thinks.
     "$DESTDIR$VENV/bin/pip" install -q --disable-pip-version-check --no-deps \
         --force-reinstall "$SRC"
