@@ -16,6 +16,11 @@
 #   --no-venv           do not create the virtual environment
 #   --no-check          do not run `adsb-agent check` at the end
 #
+# A service that fails to start does not stop the install: its last journal lines are
+# shown and the self-check runs. Without systemd running (a chroot, an image being
+# prepared, a container) the files are installed and the unit enabled for the next
+# boot; nothing is reloaded or started (scripts/pi-qemu-install.sh does this).
+#
 # Dry run: DESTDIR=/tmp/x ./install.sh --no-apt --no-systemctl lays out every file
 # under /tmp/x and touches nothing else (no root needed). DESTDIR implies --no-apt
 # --no-systemctl --no-check and --no-venv (a venv is not relocatable: its scripts
@@ -86,8 +91,8 @@ fi
 BOOTED=0
 [ "$SYSTEMCTL" -eq 1 ] && [ -d /run/systemd/system ] && BOOTED=1
 not_booted() {
-    say "systemd is not running here (PID 1 is $(cat /proc/1/comm 2>/dev/null || echo unknown):"
-    say "  a chroot or a container): files are installed, nothing is reloaded or started."
+    say "systemd is not running here (no /run/systemd/system: a chroot or a container):"
+    say "  files are installed, the unit enabled for the next boot, nothing started."
     say "  After booting this system: sudo systemctl daemon-reload &&"
     say "  sudo systemctl restart adsb-agent && sudo adsb-agent check"
 }
@@ -238,8 +243,11 @@ start_service() {
 
 do_services() {
     [ "$SYSTEMCTL" -eq 0 ] || [ "$BOOTED" -eq 1 ] || not_booted
-    running systemctl daemon-reload
-    if [ "$VOLATILE" -eq 1 ]; then running systemctl restart systemd-journald; fi
+    running systemctl daemon-reload || say "systemctl daemon-reload failed: reboot"
+    if [ "$VOLATILE" -eq 1 ]; then
+        running systemctl restart systemd-journald ||
+            say "journald did not restart: the volatile journal applies after a reboot"
+    fi
     if [ "$BOOTED" -eq 1 ] && command -v udevadm >/dev/null; then
         udevadm control --reload-rules || say "udevadm could not reload the rules: reboot"
         udevadm trigger --subsystem-match=usb --action=add || true

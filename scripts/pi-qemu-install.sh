@@ -78,6 +78,13 @@ cleanup() {
 trap cleanup EXIT
 tar -C "$ROOT" -xf "$BASE"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# Local CAs this host trusts (a TLS-inspecting proxy, a private index) go in too, as
+# they would on a Pi on the same network: pip fetches over HTTPS.
+LOCAL_CAS=$(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | wc -l)
+if [ "$LOCAL_CAS" -gt 0 ]; then
+    cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+    say "trusting this host's $LOCAL_CAS local CA(s) in the root too"
+fi
 # The checkout as it is (uncommitted changes included), without venvs and caches.
 mkdir -p "$ROOT/root/adsb-agent"
 tar -C "$SRC" --exclude=.git --exclude=.venv --exclude='*.egg-info' --exclude=__pycache__ \
@@ -98,10 +105,13 @@ in_root() {
         mount -t tmpfs tmpfs "$root/run"
         mount -t tmpfs tmpfs "$root/tmp"
         exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            HOME=/root LANG=C.UTF-8 /bin/bash -euo pipefail -c "$1"
+            HOME=/root LANG=C.UTF-8 ${PIP_CERT:+PIP_CERT=/etc/ssl/certs/ca-certificates.crt} \
+            ${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} \
+            ${no_proxy:+no_proxy=$no_proxy} /bin/bash -euo pipefail -c "$1"
     ' sh "$ROOT" "$1"
 }
 
+in_root 'update-ca-certificates >/dev/null'
 say "machine in the root: $(in_root 'uname -m; . /etc/os-release; echo "$PRETTY_NAME"' | tr '\n' ' ')"
 
 say "sudo ./install.sh (inside the $ARCH root, under qemu-$QEMU)"
