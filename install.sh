@@ -16,6 +16,11 @@
 #   --no-venv           do not create the virtual environment
 #   --no-check          do not run `adsb-agent check` at the end
 #
+# A service that fails to start does not stop the install: its last journal lines are
+# shown and the self-check runs. Without systemd running (a chroot, an image being
+# prepared, a container) the files are installed and the unit enabled for the next
+# boot; nothing is reloaded or started (scripts/pi-qemu-install.sh does this).
+#
 # Dry run: DESTDIR=/tmp/x ./install.sh --no-apt --no-systemctl lays out every file
 # under /tmp/x and touches nothing else (no root needed). DESTDIR implies --no-apt
 # --no-systemctl --no-check and --no-venv (a venv is not relocatable: its scripts
@@ -36,9 +41,13 @@ SYSUSERS=/etc/sysusers.d/adsb-agent.conf
 JOURNALD=/etc/systemd/journald.conf.d/50-adsb-agent-volatile.conf
 BIN=/usr/local/bin/adsb-agent
 USER_NAME=adsb-agent
-# Debian packages: venv, journald fields without compiling (python3-systemd, seen
-# through --system-site-packages), rtl_test/rtl_eeprom for technicians, lsusb.
-APT_PACKAGES=(python3 python3-venv python3-systemd rtl-sdr usbutils ca-certificates)
+# Debian packages: venv; what the agent imports that Debian builds for every Pi, seen
+# through --system-site-packages so pip keeps them and never compiles (numpy has no
+# wheels for 32-bit ARM: pip would build it from source, and a Pi has no compiler);
+# rtl_test/rtl_eeprom for technicians, lsusb. Not from Debian: paho-mqtt (bookworm has
+# 1.6, the agent needs 2.x), pydantic (bookworm has 1.x), pyModeS, airportsdata.
+APT_PACKAGES=(python3 python3-venv python3-numpy python3-serial python3-systemd
+    rtl-sdr usbutils ca-certificates)
 
 UNINSTALL=0 PURGE=0 VOLATILE=0 APT=1 SYSTEMCTL=1 MAKE_VENV=1 CHECK=1 CONFIG=""
 
@@ -76,9 +85,30 @@ elif [ "$(id -u)" -ne 0 ]; then
 fi
 [ -z "$CONFIG" ] || [ -r "$CONFIG" ] || die "cannot read --config $CONFIG"
 
+# systemd as PID 1 (sd_booted(3)'s test). Not in a chroot (an image being built, a
+# qemu-user root) or a container: there the unit is enabled for the next boot (an
+# offline symlink) and nothing is reloaded or started.
+BOOTED=0
+[ "$SYSTEMCTL" -eq 1 ] && [ -d /run/systemd/system ] && BOOTED=1
+not_booted() {
+    say "systemd is not running here (no /run/systemd/system: a chroot or a container):"
+    say "  files are installed, the unit enabled for the next boot, nothing started."
+    say "  After booting this system: sudo systemctl daemon-reload &&"
+    say "  sudo systemctl restart adsb-agent && sudo adsb-agent check"
+}
+
 # Run a command that changes the system; skipped (and said) in a dry run.
 system() {
     if [ "$SYSTEMCTL" -eq 1 ]; then
+        "$@"
+    else
+        say "skipped: $*"
+    fi
+}
+
+# Like system, for commands that need a running systemd (reload, restart, udevadm).
+running() {
+    if [ "$BOOTED" -eq 1 ]; then
         "$@"
     else
         say "skipped: $*"
@@ -100,8 +130,9 @@ install_file() {
 remove() {
     local path
     for path in "$@"; do
+        case $path in /?*) ;; *) die "refusing to remove '$path'" ;; esac
         if [ -e "$DESTDIR$path" ] || [ -L "$DESTDIR$path" ]; then
-            rm -rf -- "${DESTDIR:?}$path" 2>/dev/null || rm -rf -- "$DESTDIR$path"
+            rm -rf -- "$DESTDIR$path"
             say "removed $path"
         fi
     done
@@ -141,7 +172,10 @@ do_venv() {
         python3 -m venv --system-site-packages "$DESTDIR$VENV"
     fi
     say "installing the agent into $VENV (this takes a few minutes on a Pi)"
-    "$DESTDIR$VENV/bin/pip" install -q --disable-pip-version-check "$SRC$extras"
+    # Debian's numpy satisfies the agent; should anything ask for a newer one, fail
+    # at once rather than try an hour-long build that dies without a compiler.
+    "$DESTDIR$VENV/bin/pip" install -q --disable-pip-version-check --only-binary numpy \
+        "$SRC$extras"
     # Same version number, newer code: replace the agent itself whatever pip thinks.
     "$DESTDIR$VENV/bin/pip" install -q --disable-pip-version-check --no-deps \
         --force-reinstall "$SRC"
@@ -191,22 +225,48 @@ do_config() {
     return 0
 }
 
-do_services() {
-    system systemctl daemon-reload
-    if [ "$VOLATILE" -eq 1 ]; then system systemctl restart systemd-journald; fi
-    if [ "$SYSTEMCTL" -eq 1 ] && command -v udevadm >/dev/null; then
-        udevadm control --reload-rules
-        udevadm trigger --subsystem-match=usb --action=add
+# A unit that fails to start must not end the install: the self-check that follows
+# is what says why. So the start is soft, and the journal's last lines are shown.
+start_service() {
+    if [ "$BOOTED" -eq 0 ]; then
+        say "skipped: systemctl restart adsb-agent.service"
+        return 0
     fi
-    if [ "$SYSTEMCTL" -eq 1 ] && [ -d /sys/module/dvb_usb_rtl28xxu ]; then
+    if systemctl restart adsb-agent.service; then
+        say "started adsb-agent.service"
+        return 0
+    fi
+    say "adsb-agent.service did not start; its last log lines:"
+    journalctl -u adsb-agent.service -n 20 --no-pager 2>&1 || true
+    say "see the self-check below; then: sudo systemctl restart adsb-agent"
+}
+
+do_services() {
+    [ "$SYSTEMCTL" -eq 0 ] || [ "$BOOTED" -eq 1 ] || not_booted
+    running systemctl daemon-reload || say "systemctl daemon-reload failed: reboot"
+    if [ "$VOLATILE" -eq 1 ]; then
+        running systemctl restart systemd-journald ||
+            say "journald did not restart: the volatile journal applies after a reboot"
+    fi
+    if [ "$BOOTED" -eq 1 ] && command -v udevadm >/dev/null; then
+        udevadm control --reload-rules || say "udevadm could not reload the rules: reboot"
+        udevadm trigger --subsystem-match=usb --action=add || true
+    fi
+    if [ "$BOOTED" -eq 1 ] && [ -d /sys/module/dvb_usb_rtl28xxu ]; then
         modprobe -r dvb_usb_rtl28xxu 2>/dev/null ||
             say "the DVB driver holds the dongle: reboot to release it"
     fi
-    system systemctl enable adsb-agent.service
+    # Works without a running systemd too (a symlink): the agent starts at next boot.
+    if [ "$SYSTEMCTL" -eq 1 ] && ! command -v systemctl >/dev/null; then
+        say "systemctl is missing: is systemd installed? The service is not enabled"
+    else
+        system systemctl enable adsb-agent.service ||
+            say "could not enable adsb-agent.service: sudo systemctl enable adsb-agent"
+    fi
     if [ "$FIRST_CONFIG" -eq 1 ] && [ -z "$CONFIG" ]; then
         say "not started: edit $ETC/agent.toml, then: sudo systemctl start adsb-agent"
     else
-        system systemctl restart adsb-agent.service
+        start_service
     fi
 }
 
@@ -223,15 +283,17 @@ journal_hint() {
 }
 
 uninstall() {
-    if [ "$SYSTEMCTL" -eq 1 ]; then
+    if [ "$BOOTED" -eq 1 ]; then
         systemctl disable --now adsb-agent.service 2>/dev/null || true
+    elif [ "$SYSTEMCTL" -eq 1 ] && command -v systemctl >/dev/null; then
+        systemctl disable adsb-agent.service 2>/dev/null || true
     else
         say "skipped: systemctl disable --now adsb-agent.service"
     fi
     remove "$UNIT" "$UDEV" "$BLACKLIST" "$SYSUSERS" "$JOURNALD" "$BIN" "$PREFIX"
-    system systemctl daemon-reload
-    if [ "$SYSTEMCTL" -eq 1 ] && command -v udevadm >/dev/null; then
-        udevadm control --reload-rules
+    running systemctl daemon-reload || true
+    if [ "$BOOTED" -eq 1 ] && command -v udevadm >/dev/null; then
+        udevadm control --reload-rules || true
     fi
     if [ "$PURGE" -eq 1 ]; then
         remove "$ETC" "$STATE"

@@ -6,7 +6,7 @@ VENV="${VENV:-.venv}"
 PY="${PYTHON:-python3}"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-EXTRAS=test
+EXTRAS="test"
 # systemd-python (journal fields, tests/test_logs.py) builds only where libsystemd-dev is.
 if pkg-config --exists libsystemd 2>/dev/null; then EXTRAS=test,journal; fi
 "$VENV/bin/pip" install -q -e ".[$EXTRAS]"

@@ -43,6 +43,20 @@ MOVING_KT = 1.0
 ROLLCALL_GAP_S = 0.03
 
 
+def spawn_generators(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """`rng.spawn(n)`, also on numpy 1.24 (Debian bookworm's python3-numpy, which the
+    Pi install uses), where `Generator.spawn` does not exist yet (it came in 1.25).
+
+    The fallback does what 1.25's `spawn` does (children of the generator's own seed
+    sequence, on the same bit generator type), so both give the same draws and the
+    same frames.
+    """
+    if hasattr(rng, "spawn"):
+        return rng.spawn(n)
+    bits = rng.bit_generator
+    return [np.random.Generator(type(bits)(seq)) for seq in bits._seed_seq.spawn(n)]
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """Truth at one instant.
@@ -366,7 +380,7 @@ class Aircraft:
             return
         # One generator per stream: how far one stream runs never shifts another's
         # draws, so a longer window only appends frames to a shorter one's.
-        pos, vel, ident, allcall, status, radar = rng.spawn(6)
+        pos, vel, ident, allcall, status, radar = spawn_generators(rng, 6)
         out: list[tuple[float, bytes]] = []
         out += self._position_stream(lo, hi, pos)
         out += self._periodic(lo, hi, vel, VELOCITY_PERIOD_S, self._velocity)
