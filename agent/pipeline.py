@@ -225,6 +225,7 @@ class Pipeline:
             return
         verdict = judge(ac, self.cfg.filter, self.cfg.site, self.fences)
         if not verdict.keep:
+            self.counts[f"unlocated_filtered_{verdict.reason}"] += 1
             self.analyst.forget_unlocated(ac.icao)  # judged again on its next reply
             return
         tags = (*event.tags, *verdict.tags)
