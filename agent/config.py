@@ -107,6 +107,9 @@ class FilterConfig(_Model):
     deny_callsigns: list[str] = Field(default_factory=list)
     keep_categories: list[Category] = Field(default_factory=list)
     drop_categories: list[Category] = Field(default_factory=lambda: ["A3", "A4", "A5", "A6"])
+    # A new track whose category is not yet known is held (no record, no event) until
+    # its identification arrives (every ~5 s) or this much receive time has passed.
+    hold_s: float = Field(default=10.0, ge=0, le=60)
 
     @field_validator("allow_addresses", "deny_addresses", "allow_callsigns", "deny_callsigns")
     @classmethod
