@@ -32,6 +32,11 @@ def _add_site_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site-lat", type=float, help="receiver latitude (degrees)")
     p.add_argument("--site-lon", type=float, help="receiver longitude (degrees)")
     p.add_argument("--site-elevation-ft", type=float, help="receiver elevation (ft)")
+    p.add_argument(
+        "--site-geoid-m",
+        type=float,
+        help="geoid height at the site (EGM96 N, m): GNSS altitude minus it is above sea level",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -141,7 +146,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     data: dict[str, Any] = read_toml(args.config) if getattr(args, "config", None) else {}
     site = data.setdefault("site", {})
-    for key in ("lat", "lon", "elevation_ft"):
+    for key in ("lat", "lon", "elevation_ft", "geoid_m"):
         value = getattr(args, f"site_{key}", None)
         if value is not None:
             site[key] = value
