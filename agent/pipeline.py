@@ -53,6 +53,13 @@ FRAME_QUEUE_SIZE = 20000
 # Records kept back per held track at most (a position every second or so for
 # filter.hold_s <= 60 s, plus its events); beyond, later ones are dropped and counted.
 HOLD_MAX_RECORDS = 200
+# An emergency code an aircraft already reported within this long is not reported again
+# (a transponder toggling 7700/1200 made 500 records in 10 s).
+EMERGENCY_REPEAT_S = 300.0
+# Event lines in the journal: a burst of this many, then one every EVENT_LOG_EVERY_S
+# (records are all published; only the log is thinned, with a count of what it left out).
+EVENT_LOG_BURST = 20
+EVENT_LOG_EVERY_S = 3.0
 # Put on the frame queue by a reader thread whose source has ended.
 _SOURCE_ENDED = object()
 
@@ -113,6 +120,11 @@ class Pipeline:
         ):
             self.registry.register(stage, counts)
         self._next_expiry = float("-inf")
+        # Emergency codes reported, by address: (code, receive time).
+        self._emergencies: dict[str, tuple[str | None, float]] = {}
+        self._log_tokens = float(EVENT_LOG_BURST)
+        self._log_refilled = float("-inf")
+        self._log_skipped = 0
         self._health_prev: dict[str, int] = {}
         self._health_at = time.monotonic()
 
@@ -159,7 +171,7 @@ class Pipeline:
     def _select(self, update: Update, now: float) -> None:
         ac = update.aircraft
         site = self.cfg.site
-        if update.squawk_changed and ac.emergency:
+        if update.squawk_changed and ac.emergency and self._new_emergency(ac, now):
             self._emit(event_record(EventKind.EMERGENCY_SQUAWK, ac, site, now, ("emergency",)))
         held = self.selections.get(ac.icao)
         if held is not None and held.held is not None and ac.category is not None:
@@ -270,25 +282,51 @@ class Pipeline:
         pending = self.selections.get(ac.icao)
         if pending is not None and pending.held is not None:
             self._decide(ac)  # silent before its category came: judge with what is known
+        self._emergencies.pop(ac.icao, None)
         selection = self.selections.pop(ac.icao, None)
         if selection is not None:
             for ev in ending:
                 self._emit(event_record(ev.kind, ac, self.cfg.site, ev.ts, ev.tags))
             self._emit(event_record(EventKind.TRACK_END, ac, self.cfg.site, ts, selection.tags))
 
+    def _new_emergency(self, ac: Aircraft, now: float) -> bool:
+        """Whether this emergency code is news: not reported by this aircraft lately."""
+        last = self._emergencies.get(ac.icao)
+        if last is not None and last[0] == ac.squawk and now - last[1] < EMERGENCY_REPEAT_S:
+            self.counts["emergency_repeats_not_reported"] += 1
+            return False
+        self._emergencies[ac.icao] = (ac.squawk, now)
+        return True
+
     def _emit(self, record: Record) -> None:
         self.counts[f"records_{record['type']}"] += 1
-        if record["type"] == "event":
+        if record["type"] == "event" and self._may_log(record["ts"]):
+            skipped, self._log_skipped = self._log_skipped, 0
             log.info(
-                "%s %s %s%s",
+                "%s %s %s%s%s",
                 record["event"],
                 record["icao"],
                 record["callsign"] or "-",
                 f" at {record['lat']:.4f},{record['lon']:.4f}" if record["lat"] is not None else "",
+                f" ({skipped} event lines left out before this one)" if skipped else "",
                 extra={"ADSB_EVENT": record["event"], "ADSB_ICAO": record["icao"]},  # journal
             )
         for pub in self.publishers:
             pub.publish(record)
+
+    def _may_log(self, now: float) -> bool:
+        """A token bucket for event lines (EVENT_LOG_BURST, then one per EVENT_LOG_EVERY_S
+        of record time): the journal of a flood stays readable and its size bounded."""
+        if now > self._log_refilled:
+            gained = (now - self._log_refilled) / EVENT_LOG_EVERY_S
+            self._log_tokens = min(float(EVENT_LOG_BURST), self._log_tokens + gained)
+            self._log_refilled = now
+        if self._log_tokens >= 1.0:
+            self._log_tokens -= 1.0
+            return True
+        self._log_skipped += 1
+        self.counts["event_lines_not_logged"] += 1
+        return False
 
     def stats(self) -> dict[str, int]:
         """Every stage's counters and every output's in one flat dict (a copy; safe from
