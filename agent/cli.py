@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--all", action="store_true", help="turn the GA filter off")
     run.add_argument("--stdout", action="store_true", help="also print records as JSON lines")
     run.add_argument("--status-file", help="status JSON (default $RUNTIME_DIRECTORY/status.json)")
+    run.add_argument("--http-port", type=int, help="serve the technician's page on this port")
+    run.add_argument("--http-bind", help="address for the page (default 127.0.0.1)")
     _add_site_args(run)
 
     demo = sub.add_parser("demo", help="built-in simulated scenario, no dongle or broker needed")
@@ -162,6 +164,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         data["state_dir"] = args.state_dir
     if getattr(args, "stdout", False):
         data["stdout"] = True
+    for key in ("port", "bind"):
+        value = getattr(args, f"http_{key}", None)
+        if value is not None:
+            data.setdefault("http", {})[key] = value
     return data
 
 
