@@ -49,7 +49,8 @@ class AvrDecoder(FrameDecoder):
 
     Counters: frames, mode_ac, avr_garbage (no known prefix or no ';'), avr_bad_hex,
     avr_bad_length, avr_df_length_mismatch, avr_overlong (no line end within
-    MAX_LINE bytes), avr_partial_dropped (unfinished line at reset).
+    MAX_LINE bytes), avr_partial_dropped (unfinished line at reset), duplicate_records
+    (a timed line repeated with its ticks: a doubled log, see stream.RecordMemory).
 
     Args:
         source: name put in every Frame.
@@ -132,7 +133,9 @@ class AvrDecoder(FrameDecoder):
         if not length_matches_df(msg):
             self.counts["avr_df_length_mismatch"] += 1
             return None
-        rx_time = self._replay.at(ticks) if self._replay is not None else wall
+        rx_time = self._receive_time(ticks, m.group(2), wall)
+        if rx_time is None:
+            return None
         self.counts["frames"] += 1
         dbfs = signal_dbfs(level) if level is not None else None
         return Frame(msg, rx_time, dbfs, self.source, ticks)
@@ -149,6 +152,8 @@ class AvrFileSource(RecordingSource):
         name: source name for frames and logs (default: the path, or 'stdin').
         start_time: rx_time of the first frame.
     """
+
+    FORMAT = "avr"
 
     def make_decoder(self) -> AvrDecoder:
         return AvrDecoder(self.name, start_time=self.start_time, counts=self.counts)

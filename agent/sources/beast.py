@@ -84,7 +84,9 @@ class BeastDecoder(FrameDecoder):
     Counters: frames, mode_ac, beast_status (status/position records skipped),
     beast_resync (times sync was lost), beast_junk_bytes, beast_bad_type (0x1a followed
     by an unknown type byte), beast_truncated (record cut short by the next one),
-    beast_df_length_mismatch, beast_partial_dropped (unfinished record at reset/EOF).
+    beast_df_length_mismatch, beast_partial_dropped (unfinished record at reset/EOF),
+    duplicate_records (a record repeated with its ticks: a doubled log, see
+    stream.RecordMemory).
 
     Args:
         source: name put in every Frame.
@@ -95,6 +97,7 @@ class BeastDecoder(FrameDecoder):
     """
 
     PARTIAL_COUNTER = "beast_partial_dropped"
+    VALID_COUNTERS = ("frames", "mode_ac", "beast_status", "duplicate_records")
 
     def _clear_sync(self) -> None:
         # True while skipping junk, so one lost-sync episode counts one resync.
@@ -169,7 +172,9 @@ class BeastDecoder(FrameDecoder):
             self.counts["beast_df_length_mismatch"] += 1
             return None
         ticks = real_ticks(int.from_bytes(body[:6], "big"))
-        rx_time = self._replay.at(ticks) if self._replay is not None else wall
+        rx_time = self._receive_time(ticks, body, wall)
+        if rx_time is None:
+            return None
         self.counts["frames"] += 1
         return Frame(msg, rx_time, signal_dbfs(body[6]), self.source, ticks)
 
@@ -182,6 +187,8 @@ class BeastFileSource(RecordingSource):
         name: source name for frames and logs (default: the path, or 'stdin').
         start_time: rx_time of the first timed frame; the rest follow the ticks.
     """
+
+    FORMAT = "beast"
 
     def make_decoder(self) -> BeastDecoder:
         return BeastDecoder(self.name, start_time=self.start_time, counts=self.counts)
