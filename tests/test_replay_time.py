@@ -35,11 +35,14 @@ from agent.sources.stream import (
     ReplayTimer,
     tick_distance,
 )
-from tests.conftest import shared_data
+from tests.conftest import REPO, shared_data
 from tests.test_beast import DF11, DF17, record
 from tests.test_cli import agent
 
 RECORDING = "beast/traffic_sample_dump1090.bin"
+# A real log stored twice, and the UTC start its publisher gave (tests/data/real).
+REAL_DOUBLED = REPO / "tests" / "data" / "real" / "ulss7-beast-utc-1522782148.136.beast"
+PULKOVO_START = 1522782148.136
 # Near the recording's traffic (local CPR decoding needs a receiver position).
 SITE = ("--site-lat", "43.6", "--site-lon", "1.4")
 # Midday and late evening UTC of one June day over Toulouse: day and night.
@@ -260,6 +263,29 @@ class TestDoubledBeastLog:
         assert any(r["type"] == "position" for r in positions)
         assert got.stdout == want.stdout
         assert b"duplicate_records=" in got.stderr
+
+    def test_the_real_doubled_log(self, tmp_path: Path):
+        """The Pulkovo excerpt (tests/data/real) stores every record twice, in blocks
+        (ticks step back ~1,400 times). Keeping the first copy of each record gives
+        the clean log; both replay to the same records, over 61 s, not 115 s."""
+        doubled = REAL_DOUBLED.read_bytes()
+        seen: set[bytes] = set()
+        firsts = [r for r in beast_records(doubled) if not (r in seen or seen.add(r))]
+        assert 2 * len(firsts) == len(beast_records(doubled))
+        path = tmp_path / "pulkovo-clean.beast"
+        path.write_bytes(b"".join(firsts))
+        want, _ = _beast_frames(path.read_bytes(), PULKOVO_START)
+        got, decoder = _beast_frames(doubled, PULKOVO_START)
+        assert [(f.msg, f.rx_time) for f in got] == [(f.msg, f.rx_time) for f in want]
+        assert decoder._replay is not None and decoder._replay.segments == 1
+        assert got[-1].rx_time - PULKOVO_START == pytest.approx(60.9, abs=0.1)
+        common = ("replay", "--all", "--format", "beast", "--start-time", str(PULKOVO_START))
+        site = ("--site-lat", "59.8003", "--site-lon", "30.2625")
+        clean_run = agent(*common, *site, str(path))
+        doubled_run = agent(*common, *site, str(REAL_DOUBLED))
+        assert clean_run.returncode == doubled_run.returncode == 0, doubled_run.stderr
+        assert b'"type":"position"' in clean_run.stdout
+        assert doubled_run.stdout == clean_run.stdout
 
     def test_avr_timed_lines_doubled(self, clean: bytes):
         frames, _ = _beast_frames(clean)
