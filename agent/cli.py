@@ -17,7 +17,15 @@ from typing import Any
 
 from agent.demod import DemodOptions
 from agent.demod.heap import keep_heap_headroom
-from agent.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, AgentError, ConfigError, SourceError
+from agent.errors import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    AgentError,
+    ConfigError,
+    SourceError,
+)
 
 log = logging.getLogger("agent")
 
@@ -56,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rate", default="2.4e6", help="IQ sample rate: 2.0e6 or 2.4e6")
     r.add_argument("--format", default="uc8", choices=("uc8", "sc16", "beast", "avr"))
     r.add_argument("--config", help="TOML configuration (filter and site settings)")
+    r.add_argument(
+        "--start-time",
+        metavar="ISO8601|UNIX_SECONDS",
+        help="UTC time of the recording's first frame; later frames follow the recording's "
+        "own clock (default: the wall clock now, so times depend on when you replay)",
+    )
     _add_site_args(r)
     r.add_argument("file", help="recording, or - for standard input")
 
@@ -134,12 +148,26 @@ def _cmd_demod(args: argparse.Namespace) -> int:
     except SourceError as err:
         raise ConfigError([str(err)]) from None
     out = sys.stdout
+    written = 0
     for frame in src.frames(threading.Event()):
         mlat = f"@{frame.ticks_12mhz or 0:012X}" if args.mlat else "*"
         out.write(f"{mlat}{frame.hex};\n")
+        written += 1
     out.flush()
     _log_counts("demod", src.counts)
+    if not written:
+        return _nothing_decoded(src.name, args.format)
     return EXIT_OK
+
+
+def _nothing_decoded(name: str, fmt: str) -> int:
+    """Exit code 1, said on stderr: an empty result is a failure, not a quiet success.
+
+    A wrong --format or a file that is not a recording would otherwise exit 0 with no
+    output; the source has already warned what the bytes look like when it could tell.
+    """
+    print(f"adsb-agent: nothing decoded from {name} read as {fmt}", file=sys.stderr)
+    return EXIT_RUNTIME
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,7 +204,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from agent.outputs.stdout import StdoutPublisher
     from agent.pipeline import Pipeline, run_sources
     from agent.sources import open_file_source, parse_rate
+    from agent.sources.file import start_time_value
 
+    if args.start_time is None:
+        start_time = round(time.time(), 3)
+        log.warning(
+            "no --start-time: the recording is placed at the wall clock now (%s UTC); "
+            "track_id and night_flight depend on when it is replayed",
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start_time)),
+        )
+    else:
+        try:
+            start_time = start_time_value(args.start_time)
+        except ValueError as err:
+            print(f"adsb-agent: --start-time {args.start_time!r}: {err}", file=sys.stderr)
+            return EXIT_USAGE
     cfg = build_config(_overrides(args))
     pipeline = Pipeline(cfg, [StdoutPublisher()])
     try:
@@ -184,7 +226,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             args.file,
             args.format,
             parse_rate(args.rate),
-            start_time=round(time.time(), 3),
+            start_time=start_time,
             verifier=pipeline.verifier,
         )
     except SourceError as err:
@@ -194,6 +236,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     _log_counts(src.name, src.counts)
     _log_counts("pipeline", pipeline.stats())
+    accepted = sum(v for k, v in pipeline.verifier.counts.items() if k.startswith("accepted_"))
+    if not accepted:
+        return _nothing_decoded(src.name, args.format)
     return EXIT_OK
 
 
