@@ -50,7 +50,7 @@ class Recording:
     def frames(self) -> list[Frame]:
         if self.format == "beast":
             decoder = BeastDecoder(self.name, start_time=self.start_utc)
-            return decoder.feed(self.files[0].read_bytes())
+            return decoder.feed(self.files[0].read_bytes()) + decoder.finish()
         out: list[Frame] = []
         for path in self.files:
             for line in path.read_text(encoding="utf-8-sig").splitlines():
