@@ -136,6 +136,13 @@ class App:
                     clock=self.clock,
                 )
             )
+        from agent.outputs.net import build_net_outputs
+
+        self.outputs += build_net_outputs(  # raw feeds and JSON files, if [net] asks
+            cfg,
+            aircraft=lambda: self.pipeline.tracker.aircraft.values() if self.pipeline else (),
+            selected=lambda icao: self.pipeline is not None and icao in self.pipeline.selections,
+        )
         if cfg.stdout or not cfg.mqtt.url:
             if not cfg.mqtt.url:
                 log.warning("no MQTT broker configured: printing records on standard output")

@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-port", type=int, help="serve the technician's page on this port")
     run.add_argument("--http-bind", help="address for the page (default 127.0.0.1)")
     _add_site_args(run)
+    _add_net_args(run)
 
     demo = sub.add_parser("demo", help="built-in simulated scenario, no dongle or broker needed")
     demo.add_argument("--all", action="store_true", help="turn the GA filter off")
@@ -106,6 +107,34 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--site", help="one site (default: the configured site with no --mqtt, else +)")
     tl.add_argument("--config", help="TOML configuration for TLS/credentials")
     return ap
+
+
+# readsb's option names for the raw feeds, and the `[net]` keys they set.
+_NET_OPTIONS = (
+    ("--net-bo-port", "bo_port", int, "Beast binary output port (readsb 30005; 0 = off)"),
+    ("--net-ro-port", "ro_port", int, "AVR *HEX; output port (readsb 30002; 0 = off)"),
+    ("--net-sbs-port", "sbs_port", int, "BaseStation output port (readsb 30003; 0 = off)"),
+    ("--net-bind-address", "bind_address", str, "address the ports listen on (127.0.0.1)"),
+    ("--write-json", "json_dir", str, "write aircraft.json, receiver.json, stats.json here"),
+    ("--write-json-every", "json_interval_s", float, "seconds between JSON writes (1)"),
+)
+
+
+def _add_net_args(p: argparse.ArgumentParser) -> None:
+    for option, key, kind, text in _NET_OPTIONS:
+        p.add_argument(option, dest=f"net_{key}", type=kind, help=text)
+    p.add_argument(
+        "--net-ro-timestamps",
+        dest="net_ro_timestamps",
+        action="store_true",
+        help="AVR lines with the 12 MHz counter, @TTTTTTTTTTTTHEX; (dump1090 --mlat)",
+    )
+    p.add_argument(
+        "--net-selected-only",
+        dest="net_selected_only",
+        action="store_true",
+        help="raw feeds and JSON carry only aircraft the GA filter selected",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,6 +225,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f"http_{key}", None)
         if value is not None:
             data.setdefault("http", {})[key] = value
+    for key in [k for _o, k, _t, _h in _NET_OPTIONS] + ["ro_timestamps", "selected_only"]:
+        value = getattr(args, f"net_{key}", None)
+        if value is not None and value is not False:
+            data.setdefault("net", {})[key] = value
     return data
 
 

@@ -272,6 +272,34 @@ class HttpConfig(_Model):
         return v
 
 
+class NetConfig(_Model):
+    """Raw feeds for the readsb ecosystem (agent/outputs/net.py): ports 0 are off.
+
+    Option names follow readsb's (`--net-bo-port` is `bo_port`). They carry every frame
+    the CRC gate accepts, all traffic, unless `selected_only`; the GA filter applies to
+    MQTT and stdout only.
+    """
+
+    bind_address: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    bo_port: int = Field(default=0, ge=0, le=65535)  # Beast binary out (readsb 30005)
+    ro_port: int = Field(default=0, ge=0, le=65535)  # AVR *HEX; out (readsb 30002)
+    ro_timestamps: bool = False  # AVR lines as @TICKS HEX; (dump1090 --mlat)
+    sbs_port: int = Field(default=0, ge=0, le=65535)  # BaseStation MSG lines (30003)
+    json_dir: str | None = None  # aircraft.json, receiver.json, stats.json (--write-json)
+    json_interval_s: float = Field(default=1.0, ge=0.2, le=60)
+    selected_only: bool = False  # only aircraft the GA filter selected
+    # Bytes a client may fall behind before it is dropped (readsb drops them too).
+    client_buffer_kb: int = Field(default=512, ge=16, le=65536)
+    max_clients: int = Field(default=64, ge=1, le=1024)  # per port
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> NetConfig:
+        ports = [p for p in (self.bo_port, self.ro_port, self.sbs_port) if p]
+        if len(ports) != len(set(ports)):
+            raise ValueError("bo_port, ro_port and sbs_port must differ")
+        return self
+
+
 class AgentConfig(_Model):
     site: SiteConfig = Field(default_factory=SiteConfig)
     sources: list[SourceUrl] = Field(default_factory=list)
@@ -283,6 +311,7 @@ class AgentConfig(_Model):
     intel: IntelConfig = Field(default_factory=IntelConfig)
     geofence: list[GeofenceConfig] = Field(default_factory=list)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    net: NetConfig = Field(default_factory=NetConfig)
     state_dir: str = "/var/lib/adsb-agent"
     stdout: bool = False
 

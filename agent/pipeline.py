@@ -166,6 +166,8 @@ class Pipeline:
             self.height.observe(ac.alt_baro_ft, ac.alt_gnss_ft)
         ac.height = self.height.height(ac.alt_baro_ft, ac.alt_gnss_ft, ac.lat, ac.lon)
         self._select(update, frame.rx_time)
+        for out in self.publishers:
+            out.on_decoded(frame, fields)  # feeds that need decoded fields (SBS)
         self.tick(frame.rx_time)
 
     def _select(self, update: Update, now: float) -> None:
