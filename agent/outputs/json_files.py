@@ -270,9 +270,11 @@ class JsonFilesOutput(Output):
         return "json", "green", f"{self.dir} every {self.interval:g} s, {n} aircraft"
 
     def close(self) -> None:
-        """Stop the writer after writing the last snapshot once more (the tracker may
-        already be emptied by the end of input: the last view stays)."""
+        """Stop the writer and write once more: stats with every frame, the aircraft of
+        the last snapshot (the tracker may already be emptied by the end of input: the
+        last view stays). Called on the pipeline thread once it stopped."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
+        self._snapshot = (self._snapshot[0], self._stats(self.clock()))  # every frame counted
         self._write()
