@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from agent.config import build_config
+from agent.errors import ConfigError
 from agent.frame import Frame
 from agent.outbox import Outbox
 from agent.outputs.base import Output
@@ -496,3 +497,48 @@ def test_stuck_many_and_vanishing_clients_never_hold_up_decoding_or_mqtt(broker,
     assert all(bytes(r.data) == expected for r in readers)  # every byte, in order
     assert all(2000 <= len(r.data) < len(expected) for r in vanishing)
     assert all(r.data.count(b"\r\n") > 1000 for r in sbs_readers)
+
+
+# --- configuration and command line --------------------------------------------------
+
+
+def test_readsb_option_names_on_run_land_in_the_net_table():
+    from agent.cli import _overrides, _parser
+
+    args = _parser().parse_args(
+        ["run", "--net-bo-port", "30005", "--net-sbs-port", "30003", "--net-ro-port", "30002",
+         "--net-bind-address", "0.0.0.0", "--write-json", "/run/x", "--write-json-every", "2",
+         "--net-ro-timestamps", "--net-selected-only"]
+    )  # fmt: skip
+    net = build_config(_overrides(args)).net
+    assert (net.bo_port, net.sbs_port, net.ro_port) == (30005, 30003, 30002)
+    assert net.bind_address == "0.0.0.0" and net.json_dir == "/run/x"
+    assert net.json_interval_s == 2.0 and net.ro_timestamps and net.selected_only
+    plain = build_config(_overrides(_parser().parse_args(["run"]))).net
+    assert plain.bind_address == "127.0.0.1" and not (plain.bo_port or plain.json_dir)
+
+
+@pytest.mark.parametrize(
+    ("net", "path"),
+    [
+        ({"bo_port": 70000}, "net.bo_port"),
+        ({"sbs_port": -1}, "net.sbs_port"),
+        ({"json_interval_s": float("inf")}, "net.json_interval_s"),
+        ({"json_interval_s": 0.0}, "net.json_interval_s"),
+        ({"client_buffer_kb": 10**9}, "net.client_buffer_kb"),
+        ({"max_clients": 0}, "net.max_clients"),
+        ({"bo_port": 30005, "ro_port": 30005}, "net"),
+    ],
+)
+def test_net_numbers_are_bounded(net, path):
+    with pytest.raises(ConfigError) as err:
+        build_config({"net": net})
+    assert any(p.startswith(path + ":") for p in err.value.problems), err.value.problems
+
+
+def test_a_port_already_taken_is_a_configuration_error_naming_the_option(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        cfg = _net_cfg(tmp_path, sbs_port=port)
+        with pytest.raises(ConfigError, match=rf"net\.sbs_port: cannot listen on 127.0.0.1:{port}"):
+            NetOutput(cfg.net)

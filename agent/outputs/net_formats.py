@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
 from typing import Any
 
 from agent.frame import Frame
@@ -81,15 +82,21 @@ def sbs_type(df: int, typecode: int | None) -> int | None:
     return _SBS_TYPE_BY_DF.get(df)
 
 
+@lru_cache(maxsize=4)
+def _second(whole: int) -> tuple[str, str]:
+    """Date and hh:mm:ss of one second in local time (lines come many per second)."""
+    tm = time.localtime(whole)
+    return (
+        f"{tm.tm_year:04d}/{tm.tm_mon:02d}/{tm.tm_mday:02d}",
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}",
+    )
+
+
 def _stamp(t: float) -> tuple[str, str]:
     """SBS date and time in local time, as dump1090 writes them."""
     whole = math.floor(t)
-    tm = time.localtime(whole)
-    millis = min(int((t - whole) * 1000), 999)
-    return (
-        f"{tm.tm_year:04d}/{tm.tm_mon:02d}/{tm.tm_mday:02d}",
-        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{millis:03d}",
-    )
+    date, hms = _second(whole)
+    return date, f"{hms}.{min(int((t - whole) * 1000), 999):03d}"
 
 
 def _num(value: Any) -> str:
