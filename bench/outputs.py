@@ -87,7 +87,7 @@ def run(frames: list[Frame], net: dict | None, clients: int) -> tuple[float, int
     outputs = build_net_outputs(
         cfg, aircraft=pipeline.tracker.aircraft.values, selected=pipeline.selections.__contains__
     )
-    pipeline.publishers += outputs
+    pipeline.publishers += [out.start() for out in outputs]
     child = None
     if clients:
         ports = [net[k] for k in ("bo_port", "ro_port", "sbs_port")] * clients

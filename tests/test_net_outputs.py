@@ -26,13 +26,14 @@ import pytest
 from agent.config import build_config
 from agent.errors import ConfigError
 from agent.frame import Frame
+from agent.notify import Notifier
 from agent.outbox import Outbox
 from agent.outputs.base import Output
 from agent.outputs.mqtt import MqttPublisher
 from agent.outputs.net import NetOutput, build_net_outputs, frame_address
 from agent.outputs.net_formats import avr_line, beast_frame, sbs_line, signal_byte
 from agent.pipeline import Pipeline
-from agent.service import Notifier, ServiceMonitor, pipeline_probe
+from agent.service import ServiceMonitor, pipeline_probe
 from agent.sources import open_file_source
 from agent.sources.stream import signal_dbfs
 from tests.conftest import free_port, shared_data, wait_port
@@ -101,11 +102,12 @@ def _net_cfg(tmp_path: Path, **net: Any) -> Any:
 
 
 def _outputs(pipeline: Pipeline, cfg: Any) -> list[Output]:
-    return build_net_outputs(
+    outputs = build_net_outputs(
         cfg,
         aircraft=pipeline.tracker.aircraft.values,
         selected=pipeline.selections.__contains__,
     )
+    return [out.start() for out in outputs]
 
 
 # --- formats, byte for byte -------------------------------------------------------
@@ -135,6 +137,15 @@ def test_a_beast_recording_is_re_served_byte_for_byte():
     raw = shared_data(BEAST_REC).read_bytes()
     assert len(frames) == 239
     assert b"".join(beast_frame(f) for f in frames) == raw
+
+
+def test_iq_frames_go_out_with_the_demodulators_counter():
+    src = open_file_source(str(shared_data(IQ_REC)), "uc8", 2.4e6, start_time=1.0)
+    frames = list(src.frames(threading.Event()))
+    bodies = [beast_frame(f)[2:].replace(b"\x1a\x1a", b"\x1a") for f in frames]
+    ticks = [int.from_bytes(body[:6], "big") for body in bodies]
+    assert ticks == [f.ticks_12mhz for f in frames]
+    assert all(t > 0 for t in ticks) and ticks == sorted(ticks)
 
 
 def test_avr_lines_with_and_without_the_counter():
@@ -542,3 +553,34 @@ def test_a_port_already_taken_is_a_configuration_error_naming_the_option(tmp_pat
         cfg = _net_cfg(tmp_path, sbs_port=port)
         with pytest.raises(ConfigError, match=rf"net\.sbs_port: cannot listen on 127.0.0.1:{port}"):
             NetOutput(cfg.net)
+
+
+def test_the_app_serves_a_beast_source_byte_for_byte_and_writes_its_json(tmp_path):
+    from agent.app import App
+
+    port, out_dir = free_port(), tmp_path / "json"
+    rec = shared_data(BEAST_REC)
+    cfg = build_config(
+        {
+            "sources": [f"file:{rec}?format=beast"],
+            "filter": {"enabled": False},
+            "net": {"bo_port": port, "json_dir": str(out_dir)},
+        }
+    )
+    app = App(cfg).start()
+    try:
+        (net,) = [o for o in app.outputs if isinstance(o, NetOutput)]
+        reader = _Reader(port)
+        assert wait_until(lambda: net.beast.clients == 1)
+        app.run()
+    finally:
+        app.stop()
+    reader.join(10)
+    tap = _Tap()  # what the CRC gate lets through, the same way on its own
+    alone = Pipeline(cfg, [tap])
+    for frame in _recording(BEAST_REC):
+        alone.handle(frame)
+    assert len(tap.frames) == 229
+    assert bytes(reader.data) == b"".join(beast_frame(f) for f in tap.frames)
+    doc = json.loads((out_dir / "aircraft.json").read_text())
+    assert {a["hex"] for a in doc["aircraft"] if "lat" in a} == {"48520a"}

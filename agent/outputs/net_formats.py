@@ -11,10 +11,11 @@ byte for byte without a socket. The layouts are the ones dump1090 and readsb wri
   ground speed, track, lat, lon, vertical rate, squawk, alert, emergency, SPI, on
   ground: 22 comma-separated fields, unknown ones empty, lines ending in CR LF.
 
-A frame without a 12 MHz count (an untimed AVR input, or an IQ source before the
-demodulator stamps one) is sent with counter 0, as dump1090-fa does: mlat-client
-then knows it carries no time. Deriving a count from the wall clock would hand it
-a clock with millisecond jitter that it would take for a receiver's.
+The counter is the frame's `ticks_12mhz`: the receiver's for Beast inputs (passed
+through unchanged), the demodulator's sample clock for IQ sources. A frame without one
+(an untimed AVR input) is sent with counter 0, as dump1090-fa does: mlat-client then
+knows it carries no time. Deriving a count from the wall clock would hand it a clock
+with millisecond jitter that it would take for a receiver's.
 """
 
 from __future__ import annotations
