@@ -32,6 +32,11 @@ FLUSH_INTERVAL_S = 0.05
 # Messages a feed may hold for the server thread before new ones are dropped (counted):
 # many seconds of a busy site, a bound on memory if the server thread stalls.
 MAX_BACKLOG = 100_000
+# The kernel's send buffer per client. Left alone, Linux grows it up to tcp_wmem's
+# maximum (4 MiB), so a client that never reads would hold megabytes in the kernel
+# before our own bounded buffer sees it fall behind; fixed, the client's buffer size
+# is what decides. Enough for a feed's rate over a slow link (the kernel doubles it).
+KERNEL_SEND_BUFFER = 64 * 1024
 _RECV_BYTES = 4096
 _LISTEN_BACKLOG = 16
 
@@ -165,6 +170,7 @@ class NetServer:
                 sock.close()
                 continue
             sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
             client = _Client(sock, peer, feed)
             feed._members.add(client)
             feed.clients = len(feed._members)
