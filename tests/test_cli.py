@@ -218,3 +218,32 @@ def test_an_unknown_key_gets_the_nearest_real_one_suggested(tmp_path):
     assert run.returncode == EXIT_CONFIG
     assert b"mqtt.pasword_file: unknown key; did you mean 'password_file'?" in run.stderr
     assert b"site.colour: unknown key\n" in run.stderr + b"\n"  # nothing near: no guess
+
+
+def test_demo_and_run_take_the_broker_password_from_a_file(tmp_path):
+    """`--mqtt-password-file` (not a password in the URL, which `ps` shows)."""
+    from agent import cli
+    from tests.conftest import Broker
+    from tests.mqtt_helpers import Subscriber
+
+    pw = tmp_path / "passwd"
+    pw.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "demo", "d3mo"], check=True)
+    pw.chmod(0o600)
+    b = Broker(tmp_path, f"allow_anonymous false\npassword_file {pw}\n").start()
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("d3mo\n")
+    sub = Subscriber(b.port, "adsb/v1/demo/#", username="demo", password="d3mo")
+    try:
+        url = f"mqtt://demo@127.0.0.1:{b.port}"
+        run = agent(
+            *("demo", "--duration", "120", "--mqtt", url, "--mqtt-password-file", str(secret)),
+            *("--state-dir", str(tmp_path / "state")),
+        )
+        printed = _records(run)
+        assert sub.wait_for(lambda s: len(s.records()) == len(printed), 15)
+    finally:
+        sub.close()
+        b.stop()
+    args = cli._parser().parse_args(["run", "--mqtt", url, "--mqtt-password-file", str(secret)])
+    assert cli._overrides(args)["mqtt"] == {"url": url, "password_file": str(secret)}
