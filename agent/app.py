@@ -76,6 +76,7 @@ class App:
         self._init_pipeline()
         if with_sources:
             self._open_sources()
+        self._init_page()
         self._start_outputs()
         self._start_monitor()
         return self
@@ -152,6 +153,21 @@ class App:
             self.sources = [spec.open(context) for spec in self.cfg.sources]
         except SourceError as err:
             raise ConfigError([f"sources: {err}"]) from None
+
+    def _init_page(self) -> None:
+        """The technician's page when `[http] port` is set (before any output starts, so
+        a bind it refuses stops the start first); it reads the monitor's latest status."""
+        from agent.outputs.web import build_outputs
+
+        assert self.pipeline is not None
+        pages = build_outputs(
+            self.cfg,
+            self.pipeline,
+            status=lambda: self.monitor.last_status if self.monitor is not None else None,
+            sources=self.sources,
+        )
+        self.outputs += pages
+        self.pipeline.publishers += pages
 
     def _start_outputs(self) -> None:
         for out in self.outputs:

@@ -23,6 +23,7 @@ from agent.errors import (
     EXIT_CONFIG,
     EXIT_OK,
     EXIT_RUNTIME,
+    EXIT_USAGE,
     AgentError,
     ConfigError,
     OutputClosed,
@@ -42,6 +43,11 @@ def _add_site_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site-lat", type=float, help="receiver latitude (degrees)")
     p.add_argument("--site-lon", type=float, help="receiver longitude (degrees)")
     p.add_argument("--site-elevation-ft", type=float, help="receiver elevation (ft)")
+    p.add_argument(
+        "--site-geoid-m",
+        type=float,
+        help="geoid height at the site (EGM96 N, m): GNSS altitude minus it is above sea level",
+    )
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -99,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rate", default="2.4e6", help="IQ sample rate: 2.0e6 or 2.4e6")
     r.add_argument("--format", default="uc8", choices=("uc8", "sc16", "beast", "avr"))
     r.add_argument("--config", help="TOML configuration (filter and site settings)")
+    r.add_argument(
+        "--start-time",
+        metavar="ISO8601|UNIX_SECONDS",
+        help="UTC time of the recording's first frame; later frames follow the recording's "
+        "own clock (default: the wall clock now, so times depend on when you replay)",
+    )
     _add_site_args(r)
     r.add_argument("file", help="recording, or - for standard input")
 
@@ -111,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--all", action="store_true", help="turn the GA filter off")
     run.add_argument("--stdout", action="store_true", help="also print records as JSON lines")
     run.add_argument("--status-file", help="status JSON (default $RUNTIME_DIRECTORY/status.json)")
+    run.add_argument("--http-port", type=int, help="serve the technician's page on this port")
+    run.add_argument("--http-bind", help="address for the page (default 127.0.0.1)")
     _add_password_arg(run)
     _add_site_args(run)
 
@@ -198,12 +212,26 @@ def _cmd_demod(args: argparse.Namespace) -> int:
     except SourceError as err:
         raise ConfigError([str(err)]) from None
     out = sys.stdout
+    written = 0
     for frame in src.frames(threading.Event()):
         mlat = f"@{frame.ticks_12mhz or 0:012X}" if args.mlat else "*"
         out.write(f"{mlat}{frame.hex};\n")
+        written += 1
     out.flush()
     _log_counts("demod", src.counts)
+    if not written:
+        return _nothing_decoded(src.name, args.format)
     return EXIT_OK
+
+
+def _nothing_decoded(name: str, fmt: str) -> int:
+    """Exit code 1, said on stderr: an empty result is a failure, not a quiet success.
+
+    A wrong --format or a file that is not a recording would otherwise exit 0 with no
+    output; the source has already warned what the bytes look like when it could tell.
+    """
+    print(f"adsb-agent: nothing decoded from {name} read as {fmt}", file=sys.stderr)
+    return EXIT_RUNTIME
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -212,7 +240,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     data: dict[str, Any] = read_toml(args.config) if getattr(args, "config", None) else {}
     site = data.setdefault("site", {})
-    for key in ("lat", "lon", "elevation_ft"):
+    for key in ("lat", "lon", "elevation_ft", "geoid_m"):
         value = getattr(args, f"site_{key}", None)
         if value is not None:
             site[key] = value
@@ -230,6 +258,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         data.setdefault("mqtt", {})["password_file"] = args.mqtt_password_file
     if getattr(args, "stdout", False):
         data["stdout"] = True
+    for key in ("port", "bind"):
+        value = getattr(args, f"http_{key}", None)
+        if value is not None:
+            data.setdefault("http", {})[key] = value
     return data
 
 
@@ -238,7 +270,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from agent.outputs.stdout import StdoutPublisher
     from agent.pipeline import Pipeline, run_sources
     from agent.sources import open_file_source, parse_rate
+    from agent.sources.file import start_time_value
 
+    if args.start_time is None:
+        start_time = round(time.time(), 3)
+        log.warning(
+            "no --start-time: the recording is placed at the wall clock now (%s UTC); "
+            "track_id and night_flight depend on when it is replayed",
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start_time)),
+        )
+    else:
+        try:
+            start_time = start_time_value(args.start_time)
+        except ValueError as err:
+            print(f"adsb-agent: --start-time {args.start_time!r}: {err}", file=sys.stderr)
+            return EXIT_USAGE
     cfg = build_config(_overrides(args))
     pipeline = Pipeline(cfg, [StdoutPublisher()])
     try:
@@ -246,7 +292,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             args.file,
             args.format,
             parse_rate(args.rate),
-            start_time=round(time.time(), 3),
+            start_time=start_time,
             verifier=pipeline.verifier,
         )
     except SourceError as err:
@@ -256,6 +302,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     _log_counts(src.name, src.counts)
     _log_counts("pipeline", pipeline.stats())
+    accepted = sum(v for k, v in pipeline.verifier.counts.items() if k.startswith("accepted_"))
+    if not accepted:
+        return _nothing_decoded(src.name, args.format)
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ which the systemd unit lists in RestartPreventExitStatus.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -108,6 +109,9 @@ class FilterConfig(_Model):
     deny_callsigns: list[str] = Field(default_factory=list)
     keep_categories: list[Category] = Field(default_factory=list)
     drop_categories: list[Category] = Field(default_factory=lambda: ["A3", "A4", "A5", "A6"])
+    # A new track whose category is not yet known is held (no record, no event) until
+    # its identification arrives (every ~5 s) or this much receive time has passed.
+    hold_s: float = Field(default=10.0, ge=0, le=60)
 
     @field_validator("allow_addresses", "deny_addresses", "allow_callsigns", "deny_callsigns")
     @classmethod
@@ -243,6 +247,33 @@ class TrackConfig(_Model):
     expire_s: float = Field(default=60.0, gt=0, le=3600)
 
 
+class HttpConfig(_Model):
+    """The technician's page (agent/outputs/web): off unless a port is set.
+
+    On an address other than loopback the page and its endpoints need the password in
+    `password_file` (or systemd's LoadCredential=http-password): the aircraft watched
+    are sensitive, and a LAN at a strip is not a trusted network.
+    """
+
+    port: int = Field(default=0, ge=0, le=65535)  # 0 = no web server
+    bind: str = "127.0.0.1"
+    password_file: str | None = None
+    # Bounded history kept in memory: plots span history_h in buckets of history_step_s.
+    history_h: float = Field(default=24.0, gt=0, le=72)
+    history_step_s: int = Field(default=60, ge=1, le=3600)
+    trail_points: int = Field(default=40, ge=0, le=1000)
+    events: int = Field(default=100, ge=1, le=10000)
+
+    @field_validator("bind")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError("give an IP address (127.0.0.1, 0.0.0.0, 192.168.1.10)") from None
+        return v
+
+
 class AgentConfig(_Model):
     site: SiteConfig = Field(default_factory=SiteConfig)
     sources: list[SourceUrl] = Field(default_factory=list)
@@ -253,6 +284,7 @@ class AgentConfig(_Model):
     limiter: LimiterConfig = Field(default_factory=LimiterConfig)
     intel: IntelConfig = Field(default_factory=IntelConfig)
     geofence: list[GeofenceConfig] = Field(default_factory=list)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     state_dir: str = "/var/lib/adsb-agent"
     stdout: bool = False
 

@@ -94,10 +94,6 @@ def _row_bytes(topic: str, icao: str, payload: bytes) -> int:
     return len(payload) + len(topic) + len(icao) + ROW_OVERHEAD
 
 
-def _is_full(err: sqlite3.Error) -> bool:
-    return "full" in str(err).lower()
-
-
 class SteadyClock:
     """Wall-clock seconds that follow the monotonic clock across steps.
 
@@ -381,8 +377,9 @@ class Outbox:
             try:
                 self._db.execute(f"DELETE FROM records WHERE {where}", args)
                 return True
-            except sqlite3.OperationalError as err:
-                if not (_is_full(err) and self._release_reserve()):
+            except sqlite3.OperationalError:
+                # "disk full" or an I/O error while the WAL grows: room is what helps.
+                if not self._release_reserve():
                     return False
         return False
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from agent.crc import syndrome
-from agent.errors import EXIT_CONFIG
+from agent.errors import EXIT_CONFIG, EXIT_RUNTIME
 from agent.verify import ADDRESS_PARITY_DFS
 from tests.conftest import REPO, shared_data
 from tests.helpers import validate
@@ -110,7 +110,10 @@ def test_replay_with_the_ga_filter_drops_the_airliner():
 def test_garbage_iq_is_counted_not_fatal():
     junk = os.urandom(100_001)  # odd length: a truncated sample at the end
     run = agent("demod", "--rate", "2.4e6", "-", stdin=junk)
-    assert run.returncode == 0
+    # Counted, no traceback; but nothing decoded is exit 1, said on stderr (issue 13).
+    assert run.returncode == EXIT_RUNTIME
+    assert b"Traceback" not in run.stderr
+    assert b"nothing decoded from stdin read as uc8" in run.stderr
     assert b"truncated_bytes=1" in run.stderr
 
 
