@@ -1,4 +1,4 @@
-"""Command line: `adsb-agent demod | replay | run | demo`.
+"""Command line: `adsb-agent run | demo | check | status | tail | replay | demod`.
 
 `main(argv) -> int` so tests call it in-process; exit codes follow the systemd
 contract in agent.errors (64 = configuration error, do not restart).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -15,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from agent import __version__
 from agent.demod import DemodOptions
 from agent.demod.heap import keep_heap_headroom
 from agent.errors import (
@@ -24,6 +26,7 @@ from agent.errors import (
     EXIT_USAGE,
     AgentError,
     ConfigError,
+    OutputClosed,
     SourceError,
 )
 
@@ -47,12 +50,50 @@ def _add_site_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="adsb-agent", description=__doc__.splitlines()[0])
-    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = ap.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default where it has one worth saying (not None or False)."""
 
-    d = sub.add_parser("demod", help="demodulate IQ and print every accepted frame as *HEX;")
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and action.option_strings
+            and default not in (None, False, argparse.SUPPRESS)
+            and not isinstance(default, list)
+        ):
+            text += " (default %(default)s)"
+        return text
+
+
+def _add_password_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mqtt-password-file",
+        metavar="FILE",
+        help="broker password, alone on the file's first line (or $ADSB_AGENT_MQTT_PASSWORD; "
+        "a password in the URL shows in `ps`)",
+    )
+
+
+_EPILOG = """The broker password: in a file (--mqtt-password-file, mqtt.password_file), in
+$ADSB_AGENT_MQTT_PASSWORD, or asked for at a terminal by `tail` and `check` when the URL
+names a user without one. Exit codes: 0 ok, 1 runtime failure, 2 usage,
+64 invalid configuration.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="adsb-agent",
+        description="ADS-B edge agent: receive, keep low-flying general aviation, publish.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demod", help="demodulate IQ; print each accepted frame as *HEX; (AVR)")
     d.add_argument("--rate", default="2.4e6", help="sample rate: 2.0e6 or 2.4e6")
     d.add_argument("--format", default="uc8", choices=("uc8", "sc16"))
     d.add_argument("--mlat", action="store_true", help="@TTTTTTTTTTTTHEX; (12 MHz ticks first)")
@@ -84,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--status-file", help="status JSON (default $RUNTIME_DIRECTORY/status.json)")
     run.add_argument("--http-port", type=int, help="serve the technician's page on this port")
     run.add_argument("--http-bind", help="address for the page (default 127.0.0.1)")
+    _add_password_arg(run)
     _add_site_args(run)
     _add_net_args(run)
 
@@ -92,20 +134,29 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=300.0, help="scenario seconds")
     demo.add_argument("--mqtt", help="also publish to this broker")
     demo.add_argument("--state-dir", help="outbox directory with --mqtt (default: a temp dir)")
+    _add_password_arg(demo)
 
     chk = sub.add_parser("check", help="self-check: config, dongle, source, broker, clock, disk")
     chk.add_argument("--config", help="TOML configuration (default /etc/adsb-agent/agent.toml)")
     chk.add_argument("--source", action="append", help="listen to this source URL (repeatable)")
     chk.add_argument("--mqtt", help="broker URL instead of the configured one")
+    _add_password_arg(chk)
 
     st = sub.add_parser("status", help="show the running agent's status file")
-    st.add_argument("--status-file", help="default /run/adsb-agent/status.json")
+    st.add_argument(
+        "--status-file",
+        help="default /run/adsb-agent/status.json (the service's); an agent run by hand "
+        "writes one only with `run --status-file FILE`",
+    )
     st.add_argument("--json", action="store_true", help="print the raw JSON")
 
     tl = sub.add_parser("tail", help="print the MQTT feed, one line per update and event")
     tl.add_argument("--mqtt", help="broker URL (default: the configured one)")
     tl.add_argument("--site", help="one site (default: the configured site with no --mqtt, else +)")
     tl.add_argument("--config", help="TOML configuration for TLS/credentials")
+    _add_password_arg(tl)
+    for command in sub.choices.values():  # here, so options added above get it too
+        command.formatter_class = _HelpFormatter
     return ap
 
 
@@ -149,8 +200,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as err:
         print(f"adsb-agent: {err}", file=sys.stderr)
         return EXIT_RUNTIME
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
+        _stdout_gone()
         return EXIT_OK  # `| head` closed the pipe: not an error
+
+
+def _stdout_gone() -> None:
+    """Point standard output at /dev/null, so the interpreter's final flush of what is
+    still buffered does not print a BrokenPipeError after the command ended quietly."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return  # not a real file (tests capture it): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _add_demod_args(p: argparse.ArgumentParser) -> None:
@@ -219,6 +283,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         data.setdefault("mqtt", {})["url"] = args.mqtt
     if getattr(args, "state_dir", None):
         data["state_dir"] = args.state_dir
+    if getattr(args, "mqtt_password_file", None):
+        data.setdefault("mqtt", {})["password_file"] = args.mqtt_password_file
     if getattr(args, "stdout", False):
         data["stdout"] = True
     for key in ("port", "bind"):
@@ -315,6 +381,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     }
     if args.mqtt:
         data["mqtt"] = {"url": args.mqtt}
+        if args.mqtt_password_file:
+            data["mqtt"]["password_file"] = args.mqtt_password_file
         data["state_dir"] = args.state_dir or tempfile.mkdtemp(prefix="adsb-agent-demo-")
     cfg = build_config(data)
     frames, _truth = scenario.demo_frames(duration_s=args.duration)
@@ -338,7 +406,12 @@ def _log_counts(what: str, counts: dict[str, int]) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     from agent.check import main as check_main
 
-    return check_main(args.config, sources=args.source, mqtt_url=args.mqtt)
+    return check_main(
+        args.config,
+        sources=args.source,
+        mqtt_url=args.mqtt,
+        password_file=args.mqtt_password_file,
+    )
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -350,7 +423,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_tail(args: argparse.Namespace) -> int:
     from agent.tail import main as tail_main
 
-    return tail_main(args.mqtt, args.site, args.config)
+    return tail_main(args.mqtt, args.site, args.config, password_file=args.mqtt_password_file)
 
 
 _COMMANDS = {

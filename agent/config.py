@@ -7,11 +7,12 @@ which the systemd unit lists in RestartPreventExitStatus.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -32,7 +33,7 @@ from agent.sources.kinds import parse_source
 # latter to the service with LoadCredential=); `check` and `tail` read them by hand.
 DEFAULT_CONFIG = Path("/etc/adsb-agent/agent.toml")
 DEFAULT_CREDENTIAL = Path("/etc/adsb-agent/mqtt-password")
-_SITE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" lets a newline through
+SITE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" lets a newline through
 # Topic levels the agent publishes under: no wildcards, no empty level, no "$" system topic.
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 # MQTT client identifiers: printable ASCII without wildcards (mosquitto drops others).
@@ -80,7 +81,7 @@ class SiteConfig(_Model):
     @field_validator("name")
     @classmethod
     def _topic_safe(cls, v: str) -> str:
-        if not _SITE_NAME.fullmatch(v):
+        if not SITE_NAME.fullmatch(v):
             raise ValueError("use 1-64 letters, digits, '-' or '_' (it is an MQTT topic level)")
         return v
 
@@ -165,7 +166,8 @@ class IntelConfig(_Model):
 class MqttConfig(_Model):
     """Broker connection. Secrets never live here in clear when avoidable: use
     `password_file`, or systemd's LoadCredential (file `mqtt-password` in
-    $CREDENTIALS_DIRECTORY), which is read when neither URL nor file gives one."""
+    $CREDENTIALS_DIRECTORY), which is read when neither URL nor file nor the environment
+    variable ADSB_AGENT_MQTT_PASSWORD gives one (agent.outputs.mqtt_link)."""
 
     url: str | None = None
     topic_prefix: str = "adsb/v1"
@@ -316,13 +318,49 @@ class AgentConfig(_Model):
     stdout: bool = False
 
 
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model whose keys sit at `loc` (("site",) -> SiteConfig; list indexes skipped)."""
+    model: type[BaseModel] = AgentConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        found = _model_in(field.annotation)
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation such as `SiteConfig` or `list[GeofenceConfig]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """`unknown key`, with the nearest real key when the name looks like a typo of one."""
+    model = _model_at(loc[:-1])
+    if model is None or not loc or not isinstance(loc[-1], str):
+        return "unknown key"
+    near = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return f"unknown key; did you mean {near[0]!r}?" if near else "unknown key"
+
+
 def _problems(err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = _unknown_key(tuple(e["loc"]))
         out.append(f"{path}: {msg}")
     return out
 

@@ -27,6 +27,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.decode import Decoder
 from agent.dedup import DuplicateFilter
+from agent.errors import OutputClosed
 from agent.filter import Verdict, judge
 from agent.frame import Frame
 from agent.intel.aerodromes import Aerodromes
@@ -136,6 +137,8 @@ class Pipeline:
         """
         try:
             self._handle(frame)
+        except OutputClosed:
+            raise  # the reader of stdout left: the command ends, the frame is not at fault
         except Exception:
             self.counts["frame_errors"] += 1
             if self.counts["frame_errors"] % 1000 == 1:

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from typing import IO, Any
 
+from agent.errors import OutputClosed
 from agent.outputs.base import Output
 
 
@@ -23,8 +24,14 @@ class StdoutPublisher(Output):
         self.counts: Counter[str] = Counter()
 
     def publish(self, record: dict[str, Any]) -> None:
-        self.stream.write(to_json(record) + "\n")
+        try:
+            self.stream.write(to_json(record) + "\n")
+        except BrokenPipeError:
+            raise OutputClosed("standard output closed by its reader") from None
         self.counts["published"] += 1
 
     def close(self) -> None:
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            pass  # the reader left; nothing more to tell it
