@@ -146,7 +146,8 @@ class App:
         if cfg.stdout or not cfg.mqtt.url:
             if not cfg.mqtt.url:
                 log.warning("no MQTT broker configured: printing records on standard output")
-            self.outputs.append(StdoutPublisher())
+            # Beside a broker, a closed stdout must not stop the site's feed.
+            self.outputs.append(StdoutPublisher(essential=not cfg.mqtt.url))
 
     def _init_pipeline(self) -> None:
         self.pipeline = Pipeline(self.cfg, self.outputs, stats=self.stats)
