@@ -3,8 +3,8 @@ events -> limiter -> records -> publishers.
 
 `Pipeline.handle` is the hub (dump1090's `useModesMessage`): read it top to bottom to
 see where a frame goes next. `run_sources` is the only place with threads: one reader
-thread per source when there are several, feeding a bounded queue whose overflow is
-counted, never silent.
+thread per source when there are several (or a live clock), feeding a hand-off
+bounded in frames and bytes whose overflow is counted, never silent (agent/handoff.py).
 
 No record leaves for an aircraft the filter cannot judge yet: a new track whose
 category is unknown (its first position often comes before its identification) is
@@ -16,7 +16,6 @@ records are published, or discarded with nothing published at all.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from agent.dedup import DuplicateFilter
 from agent.errors import OutputClosed
 from agent.filter import Verdict, judge
 from agent.frame import Frame
+from agent.handoff import FrameHandoff
 from agent.intel.aerodromes import Aerodromes
 from agent.intel.events import TrackAnalyst
 from agent.intel.geofence import Geofence
@@ -48,9 +48,6 @@ log = logging.getLogger("agent.pipeline")
 
 # How often silent tracks are looked for (in frame time).
 EXPIRY_INTERVAL_S = 1.0
-# Frames waiting between reader threads and the pipeline; at 2,000 frames/s on a busy
-# site this is several seconds of slack before anything is dropped (and counted).
-FRAME_QUEUE_SIZE = 20000
 # Records kept back per held track at most (a position every second or so for
 # filter.hold_s <= 60 s, plus its events); beyond, later ones are dropped and counted.
 HOLD_MAX_RECORDS = 200
@@ -61,8 +58,6 @@ EMERGENCY_REPEAT_S = 300.0
 # (records are all published; only the log is thinned, with a count of what it left out).
 EVENT_LOG_BURST = 20
 EVENT_LOG_EVERY_S = 3.0
-# Put on the frame queue by a reader thread whose source has ended.
-_SOURCE_ENDED = object()
 
 
 @dataclass(slots=True)
@@ -369,7 +364,9 @@ def run_sources(
     """Feed the pipeline from every source until all end or `stop` is set.
 
     With `clock` (live operation) tracks also expire by wall time when no frame arrives.
-    One source runs inline; several each get a reader thread and a shared bounded queue.
+    One source without a clock runs inline; otherwise each source gets a reader thread,
+    and the frames reach this thread in batches through a FrameHandoff (bounded in
+    frames and bytes: agent/handoff.py).
     """
     if len(sources) == 1 and clock is None:
         for frame in sources[0].frames(stop):
@@ -377,27 +374,26 @@ def run_sources(
             if stop.is_set():
                 break
         return
-    frames: queue.Queue[Frame | object] = queue.Queue(maxsize=FRAME_QUEUE_SIZE)
+    handoff = FrameHandoff(pipeline.counts, len(sources))
     readers = [
         threading.Thread(
-            target=_read_into, args=(src, frames, stop, pipeline.counts), name=f"reader-{src.name}"
+            target=_read_into,
+            args=(src, handoff, stop, pipeline.counts),
+            name=f"reader-{src.name}",
+            daemon=True,
         )
         for src in sources
     ]
     for t in readers:
-        t.daemon = True
         t.start()
-    finished = 0
     last_tick = time.monotonic()
-    while finished < len(readers) and not stop.is_set():
-        try:
-            item = frames.get(timeout=0.5)
-        except queue.Empty:
-            item = None
-        if item is _SOURCE_ENDED:
-            finished += 1
-        elif isinstance(item, Frame):
-            pipeline.handle(item)
+    handle = pipeline.handle
+    while not stop.is_set():
+        ended = handoff.all_ended  # before take(): frames put before the end are in its batch
+        for frame in handoff.take(timeout=0.5):
+            handle(frame)
+        if ended:
+            break
         if clock is not None and time.monotonic() - last_tick >= EXPIRY_INTERVAL_S:
             last_tick = time.monotonic()
             pipeline.tick(clock())
@@ -406,22 +402,16 @@ def run_sources(
 
 
 def _read_into(
-    src: Source, frames: queue.Queue[Frame | object], stop: threading.Event, counts: Counter[str]
+    src: Source, handoff: FrameHandoff, stop: threading.Event, counts: Counter[str]
 ) -> None:
+    # A recording waits for room rather than lose frames; a live source drops (counted).
+    wait = bool(getattr(src, "recorded", False))
+    put = handoff.put
     try:
         for frame in src.frames(stop):
-            try:
-                frames.put_nowait(frame)
-            except queue.Full:
-                counts["frames_dropped_queue_full"] += 1
+            put(frame, wait=wait, stop=stop)
     except Exception:
         log.exception("source %s failed; it stops, the others go on", src.name)
         counts["source_failures"] += 1
     finally:
-        while True:
-            try:
-                frames.put(_SOURCE_ENDED, timeout=0.5)
-                break
-            except queue.Full:
-                if stop.is_set():
-                    break
+        handoff.end()

@@ -3,6 +3,8 @@
 A source turns bytes from somewhere (IQ file, Beast/AVR socket, dongle, serial line)
 into `Frame`s. Frames are *not* CRC-judged here: the pipeline's `FrameVerifier` is the
 one gate for all sources. Bad input is counted in `counts`, never raised per frame.
+A source may set `recorded = True` (a file): the pipeline's reader then waits for room
+instead of dropping frames when the pipeline falls behind (agent/handoff.py).
 """
 
 from __future__ import annotations

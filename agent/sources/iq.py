@@ -73,6 +73,8 @@ class IqFileSource:
         self.demod, self._gate = iq_demodulator(rate, name, demod, verifier, start_time)
         self.path = path
         self.name = name
+        # A file waits for the pipeline instead of losing frames (agent/handoff.py).
+        self.recorded = path != "-"
         self.fmt = fmt
         self.block_bytes = block_samples * BYTES_PER_SAMPLE[fmt]
         # One counter for the source and its demodulator: preambles, rejections, frames.

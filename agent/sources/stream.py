@@ -376,6 +376,8 @@ class RecordingSource:
         self.name = name or ("stdin" if path == "-" else path)
         self.start_time = start_time
         self.counts: Counter[str] = Counter()
+        # A file waits for the pipeline instead of losing frames (agent/handoff.py).
+        self.recorded = path != "-"
 
     def make_decoder(self) -> FrameDecoder:
         """A fresh decoder timing frames from the recording's ticks (subclass hook)."""
