@@ -7,24 +7,30 @@ for the address/parity formats (DF0/4/5/16/20/21), and the interrogator code for
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 GENERATOR = 0xFFF409
 _MASK = 0xFFFFFF
 
 
-def _build_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint32)
+def _build_table() -> list[int]:
+    table = []
     for byte in range(256):
         c = byte << 16
         for _ in range(8):
             c = ((c << 1) ^ GENERATOR) if c & 0x800000 else (c << 1)
-        table[byte] = c & _MASK
+        table.append(c & _MASK)
     return table
 
 
-TABLE = _build_table()
-_TABLE_LIST = [int(v) for v in TABLE]
+# The CRC register's update per byte value. Plain ints: the per-frame functions need no
+# numpy, so the verifier (and `adsb-agent check`) import none; `syndromes` imports it.
+TABLE = tuple(_build_table())
+_TABLE_LIST = list(TABLE)
 
 
 def crc24(data: bytes) -> int:
@@ -40,13 +46,16 @@ def syndrome(msg: bytes) -> int:
     return crc24(msg[:-3]) ^ int.from_bytes(msg[-3:], "big")
 
 
-def _build_position_tables() -> np.ndarray:
+@functools.cache
+def _position_tables() -> np.ndarray:
     """(14, 256) syndromes of each byte value at each byte of a 14-byte frame.
 
     The syndrome is linear over GF(2), so a frame's is the XOR of its bytes' own, and
     a 7-byte frame's equals that of the same bytes at the end of a 14-byte one (leading
     zero bytes leave the CRC register at zero).
     """
+    import numpy as np
+
     bit = np.zeros(112, dtype=np.uint32)  # syndrome of each single set bit
     for k in range(112):
         msg = bytearray(14)
@@ -57,13 +66,10 @@ def _build_position_tables() -> np.ndarray:
     return np.bitwise_xor.reduce(per_bit, axis=2).astype(np.uint32)
 
 
-_POSITION_TABLES = _build_position_tables()
-
-
 def syndromes(msgs: np.ndarray) -> np.ndarray:
     """Syndromes of many frames at once.
 
-    One table look-up and XOR per byte (_POSITION_TABLES): about half the time of
+    One table look-up and XOR per byte (_position_tables()): about half the time of
     running the CRC register byte by byte (seven numpy operations per byte).
 
     Args:
@@ -71,8 +77,10 @@ def syndromes(msgs: np.ndarray) -> np.ndarray:
     Returns:
         uint32 array of n syndromes.
     """
+    import numpy as np
+
     nbytes = msgs.shape[1]
-    tables = _POSITION_TABLES[14 - nbytes :]
+    tables = _position_tables()[14 - nbytes :]
     cols = np.ascontiguousarray(msgs.T)  # contiguous columns: take() is a plain loop
     syn = tables[0].take(cols[0])
     for col in range(1, nbytes):

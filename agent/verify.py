@@ -19,11 +19,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from agent.crc import syndrome as _syndrome
 from agent.frame import Frame, frame_bits
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # A clean DF11/17 keeps its address trusted this long; readsb uses 60-120 s.
 RECENT_ADDRESS_TTL_S = 60.0
@@ -267,21 +269,43 @@ SELF_CHECKED = REPAIRED2
 
 
 def _df_table(dfs: frozenset[int]) -> np.ndarray:
+    import numpy as np
+
     table = np.zeros(32, dtype=bool)
     table[sorted(dfs)] = True
     return table
 
 
 # The DF sets above as tables indexed by DF (0-31): table.take(df) judges a whole array.
-ACCEPTED_DF_TABLE = _df_table(ACCEPTED_DFS)
-ADDRESS_PARITY_TABLE = _df_table(ADDRESS_PARITY_DFS)
-SELF_CHECKING_TABLE = _df_table(SELF_CHECKING_DFS)
+# ACCEPTED_DF_TABLE, ADDRESS_PARITY_TABLE and SELF_CHECKING_TABLE are built on first use
+# (__getattr__ below), as everything in numpy here: the per-frame gate above needs none,
+# and `adsb-agent check` and the config import this module without numpy.
+_DF_TABLES = {
+    "ACCEPTED_DF_TABLE": ACCEPTED_DFS,
+    "ADDRESS_PARITY_TABLE": ADDRESS_PARITY_DFS,
+    "SELF_CHECKING_TABLE": SELF_CHECKING_DFS,
+}
+
+
+def _table(name: str) -> np.ndarray:
+    table = globals().get(name)
+    if table is None:
+        table = globals()[name] = _df_table(_DF_TABLES[name])
+    return table
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DF_TABLES:
+        return _table(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def classify(df: np.ndarray, syn: np.ndarray) -> np.ndarray:
     """Class (int8) of each decode from its DF and CRC syndrome, before any repair."""
+    import numpy as np
+
     kind = np.full(df.shape, INVALID, dtype=np.int8)
-    kind[ADDRESS_PARITY_TABLE[df]] = ADDRESSED
+    kind[_table("ADDRESS_PARITY_TABLE")[df]] = ADDRESSED
     kind[(df == 11) & (syn <= DF11_MAX_IID)] = ADDRESSED
     clean = syn == 0
     kind[clean & ((df == 17) | (df == 18))] = CLEAN_ES
@@ -291,11 +315,15 @@ def classify(df: np.ndarray, syn: np.ndarray) -> np.ndarray:
 
 def repaired_class(bits: np.ndarray) -> np.ndarray:
     """Class of DF11/17/18 decodes whose syndrome `bits` (>= 1) repaired bits made 0."""
+    import numpy as np
+
     return np.where(bits <= MAX_CONFIRMING_REPAIR, REPAIRED, REPAIRED2).astype(np.int8)
 
 
 def address_field(msgs: np.ndarray) -> np.ndarray:
     """The 24-bit AA field (bytes 1-3) of each row of msgs (uint8 bytes), as int64."""
+    import numpy as np
+
     return (
         (msgs[:, 1].astype(np.int64) << 16)
         | (msgs[:, 2].astype(np.int64) << 8)
@@ -306,11 +334,15 @@ def address_field(msgs: np.ndarray) -> np.ndarray:
 def looked_up_address(df: np.ndarray, aa: np.ndarray, syn: np.ndarray) -> np.ndarray:
     """The address an ADDRESSED decode needs known: DF11's AA field (its syndrome is the
     IID), else the syndrome itself (address/parity). int64."""
+    import numpy as np
+
     return np.where(df == 11, aa, syn.astype(np.int64))
 
 
 def _member(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """values in the sorted array keys (np.isin without sorting the keys every call)."""
+    import numpy as np
+
     at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
     return keys[at] == values
 
@@ -332,6 +364,8 @@ def refuse_unknown_addresses(
     filter for decodes certain to be refused, so that a caller choosing among
     alternatives never prefers one of those to one that may pass.
     """
+    import numpy as np
+
     addressed = np.flatnonzero(kind == ADDRESSED)
     if addressed.size == 0:
         return

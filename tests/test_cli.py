@@ -250,3 +250,31 @@ def test_demo_and_run_take_the_broker_password_from_a_file(tmp_path):
         b.stop()
     args = cli._parser().parse_args(["run", "--mqtt", url, "--mqtt-password-file", str(secret)])
     assert cli._overrides(args)["mqtt"] == {"url": url, "password_file": str(secret)}
+
+
+_IMPORTS_AFTER = """
+import contextlib, io, sys
+from agent.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+print(" ".join(m for m in ("numpy", "pyModeS") if m in sys.modules) or "-")
+"""
+
+
+def test_help_and_check_start_without_numpy():
+    """numpy takes 1.8 s to import on a Pi under emulation: not for --help or check."""
+    config = str(REPO / "config" / "site-example.toml")
+    for argv in (["--help"], ["run", "--help"], ["check", "--config", config]):
+        probe = subprocess.run(
+            [sys.executable, "-c", _IMPORTS_AFTER, *argv],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=120,
+            check=True,
+        )
+        assert probe.stdout.split() == ["-"], (argv, probe.stdout, probe.stderr)

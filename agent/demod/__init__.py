@@ -13,9 +13,28 @@ candidates.py  stages 1-3: preamble screen and scores, DF check -> (start, phase
 decide.py      stage 4: bits of those pairs, CRC syndromes and classes, repair
 resolve.py     stage 5: one decode per preamble, overlaps, the verifier's counts
 demodulator.py Demodulator: the stages above in order, blocks in, verified Frames out
+options.py     DemodOptions, its settings (no numpy: the command line and config read it)
 heap.py        the process-wide malloc setting the demodulator's blocks need
+
+`Demodulator` is imported on first use (PEP 562), so that `adsb-agent --help`, `check`
+and the config import this package without numpy (1.8 s on a Pi under emulation).
 """
 
-from agent.demod.demodulator import DemodOptions, Demodulator
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent.demod.options import DemodOptions
+
+if TYPE_CHECKING:
+    from agent.demod.demodulator import Demodulator
 
 __all__ = ["DemodOptions", "Demodulator"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Demodulator":
+        from agent.demod.demodulator import Demodulator
+
+        return Demodulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

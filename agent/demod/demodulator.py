@@ -15,7 +15,6 @@ acceptable (formats, classes, addresses, repaired bits) is agent/verify.py's to 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,26 +24,11 @@ from agent.demod.blocks import Blocks
 from agent.demod.candidates import CandidateSearch
 from agent.demod.decide import BitDecider, Decodes, Pairs
 from agent.demod.iq import IQ_CONVERTERS
+from agent.demod.options import DemodOptions
 from agent.demod.resolve import SUB, Batch, Resolver
 from agent.demod.timing import Timing
 from agent.frame import Frame
 from agent.verify import INVALID, FrameVerifier
-
-
-@dataclass(frozen=True)  # no slots: the class attributes are the defaults
-class DemodOptions:
-    """How hard the demodulator works on weak replies (see Demodulator's arguments).
-
-    Set per IQ source from its URL (`repair=1..3`, `retry=0|1`) or on the command line.
-    The default repairs up to three bits: 1.0-1.4 dB more sensitive than readsb's
-    one-bit repair at 2.4 MS/s for a few per cent more CPU (bench/demod.py). Its false
-    matches are rare (bench/demod.py counts them) and harmless downstream: a frame
-    repaired in more than one bit only counts for an address another frame has
-    confirmed (agent/verify.py).
-    """
-
-    repair_bits: int = 3
-    retry_weak: bool = False
 
 
 class Demodulator:

@@ -25,7 +25,6 @@ from agent.errors import SourceError
 from agent.sources.avr import AvrFileSource
 from agent.sources.base import Source
 from agent.sources.beast import BeastFileSource
-from agent.sources.iq import IqFileSource
 from agent.sources.kind import OpenContext, SourceKind
 from agent.sources.options import IqOptions
 from agent.verify import FrameVerifier
@@ -100,6 +99,8 @@ def open_file_source(
     """
     label = name or ("stdin" if path == "-" else path)
     if fmt in IQ_FORMATS:
+        from agent.sources.iq import IqFileSource  # numpy: not for --help or check
+
         return IqFileSource(
             path,
             rate=rate,

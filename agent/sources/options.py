@@ -6,14 +6,17 @@ kind's parser (kind.parse_options) puts the URL and the key in front.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator
 
-from agent.demod import DemodOptions, Demodulator
+from agent.demod import DemodOptions
 from agent.errors import SourceError
 from agent.sources.kind import SourceOptions
 from agent.verify import FrameVerifier, SourceGate
+
+if TYPE_CHECKING:
+    from agent.demod import Demodulator
 
 IQ_RATES = (2.0e6, 2.4e6)
 _TRUE = ("1", "true", "on")
@@ -111,6 +114,8 @@ def iq_demodulator(
     Raises:
         SourceError: an unsupported rate or repair setting.
     """
+    from agent.demod import Demodulator  # numpy: only when an IQ source opens
+
     opts = demod or DemodOptions()
     gate = SourceGate(verifier) if verifier is not None else None
     try:
