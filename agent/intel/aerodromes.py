@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import math
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -28,14 +30,50 @@ class Aerodrome:
 
 
 class Aerodromes:
-    def __init__(self, entries: list[Aerodrome]):
-        self._entries = entries
-        self._cells: dict[tuple[int, int], list[int]] = {}
-        for i, e in enumerate(entries):
-            self._cells.setdefault((math.floor(e.lat), math.floor(e.lon)), []).append(i)
+    """The table, held compactly: ~28,000 Aerodrome objects (a slotted object, two
+    strings and three floats each) took 11 MB of a 64 MB budget on a Pi. Here the
+    numbers are three float arrays, codes and names one string, and each one-degree
+    cell a chain through an index array, in the order entries were added; an Aerodrome
+    is made only for the one a lookup returns.
+    """
+
+    def __init__(self, entries: Iterable[Aerodrome] = ()):
+        self._lat = array("d")
+        self._lon = array("d")
+        self._elevation_ft = array("d")
+        # "code\x1fname\n" per entry in UTF-8 (a str with one accented name would take
+        # 2-4 bytes a character); entry i's is _text[_offsets[i]:_offsets[i + 1]].
+        self._text = bytearray()
+        self._offsets = array("L", [0])
+        self._next = array("l")  # the next entry in the same cell, -1 at its end
+        self._first: dict[int, int] = {}  # cell -> its first entry
+        self._last: dict[int, int] = {}  # cell -> its last entry (while adding)
+        for e in entries:
+            self._add(e.code, e.name, e.lat, e.lon, e.elevation_ft)
+        self._seal()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lat)
+
+    def _add(self, code: str, name: str, lat: float, lon: float, elevation_ft: float) -> None:
+        i = len(self._lat)
+        self._lat.append(lat)
+        self._lon.append(lon)
+        self._elevation_ft.append(elevation_ft)
+        self._text += f"{code}\x1f{name}\n".encode()
+        self._offsets.append(len(self._text))
+        self._next.append(-1)
+        cell = _cell(math.floor(lat), math.floor(lon))
+        last = self._last.get(cell)
+        if last is None:
+            self._first[cell] = i
+        else:
+            self._next[last] = i
+        self._last[cell] = i
+
+    def _seal(self) -> None:
+        self._text = bytearray(self._text)  # no spare capacity
+        self._last = {}
 
     @classmethod
     def load(cls) -> Aerodromes:
@@ -43,22 +81,31 @@ class Aerodromes:
         dicts first would cost ~30 MB of peak memory on a small Pi."""
         import airportsdata
 
-        entries: list[Aerodrome] = []
+        table = cls()
         path = resources.files(airportsdata) / "airports.csv"
         with path.open(encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                if not row["lat"] or not row["lon"]:
+            rows = csv.reader(fh)  # lists, not a dict per row: less to allocate and free
+            at = {name: i for i, name in enumerate(next(rows))}
+            code, name, lat, lon, elevation = (
+                at[k] for k in ("icao", "name", "lat", "lon", "elevation")
+            )
+            for row in rows:
+                if not row[lat] or not row[lon]:
                     continue
-                entries.append(
-                    Aerodrome(
-                        row["icao"],
-                        row["name"],
-                        float(row["lat"]),
-                        float(row["lon"]),
-                        float(row["elevation"] or 0),
-                    )
+                table._add(
+                    row[code],
+                    row[name],
+                    float(row[lat]),
+                    float(row[lon]),
+                    float(row[elevation] or 0),
                 )
-        return cls(entries)
+        table._seal()
+        return table
+
+    def _entry(self, i: int) -> Aerodrome:
+        text = self._text[self._offsets[i] : self._offsets[i + 1] - 1].decode()
+        code, name = text.split("\x1f")
+        return Aerodrome(code, name, self._lat[i], self._lon[i], self._elevation_ft[i])
 
     def nearest(self, lat: float, lon: float, within_km: float = NEAR_KM) -> Aerodrome | None:
         """The closest aerodrome within `within_km`, or None.
@@ -68,14 +115,21 @@ class Aerodromes:
         """
         dlat = within_km / 111.0
         dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
-        best, best_km = None, within_km
+        lats, lons, following = self._lat, self._lon, self._next
+        best, best_km = -1, within_km
         for cla in range(math.floor(lat - dlat), math.floor(lat + dlat) + 1):
             for clo in range(math.floor(lon - dlon), math.floor(lon + dlon) + 1):
-                for i in self._cells.get((cla, (clo + 180) % 360 - 180), ()):
-                    e = self._entries[i]
-                    if abs(e.lat - lat) > dlat or abs(e.lon - lon) > dlon:
-                        continue
-                    km = haversine_km(lat, lon, e.lat, e.lon)
-                    if km <= best_km:
-                        best, best_km = e, km
-        return best
+                i = self._first.get(_cell(cla, (clo + 180) % 360 - 180), -1)
+                while i >= 0:
+                    elat, elon = lats[i], lons[i]
+                    if abs(elat - lat) <= dlat and abs(elon - lon) <= dlon:
+                        km = haversine_km(lat, lon, elat, elon)
+                        if km <= best_km:
+                            best, best_km = i, km
+                    i = following[i]
+        return self._entry(best) if best >= 0 else None
+
+
+def _cell(lat_deg: int, lon_deg: int) -> int:
+    """One int per one-degree cell (lat -90..90, lon -180..180)."""
+    return (lat_deg + 90) * 361 + (lon_deg + 180)
