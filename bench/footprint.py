@@ -1,6 +1,7 @@
 """Footprint of the whole agent beside dump1090-mutability: CPU per IQ second, peak RSS.
 
     python bench/footprint.py [--repeat-busy 300] [--quiet-s 53] [--rounds 1] [--keep DIR]
+                              [--baseline TREE]
 
 Two IQ streams (2.4 MS/s UC8), each written once to a temporary file:
 - busy: shared/data/iq/modes1_2400.uc8 (a real capture, about 2,000 frames per second)
@@ -21,6 +22,8 @@ own peak RSS is printed as the floor under every figure). Runs per stream:
 With `--rounds N` every run is repeated N times, interleaved, and the least CPU counts
 (the machine is shared: other load only ever adds CPU). Figures from one invocation
 are comparable with each other; ratios are what to compare across invocations.
+`--baseline TREE` also runs `demod` and `run` from another checkout (e.g. `git
+worktree add /tmp/base main`), interleaved with these, for before/after in one run.
 
 Start-up: `adsb-agent --help` and `adsb-agent check` wall time and whether numpy was
 imported (a child that runs the command and then looks at sys.modules), and the wall
@@ -47,6 +50,7 @@ from bench.broker import BenchBroker  # noqa: E402  (stdlib only: this process s
 RATE = 2.4e6
 DUMP1090 = "dump1090-mutability"
 AGENT = [sys.executable, "-m", "agent"]
+AGENT_TREES: dict[str, Path] = {"": REPO}  # label suffix -> checkout (--baseline adds one)
 BUSY_SITE = ("52.0", "4.5")  # near modes1's traffic (local CPR decoding needs one)
 # The built-in scenario's site (agent/sim/scenario.py SITE_LAT, SITE_LON).
 QUIET_SITE = ("-15.60", "-56.10")
@@ -134,18 +138,30 @@ def runs_for(
     exe = shutil.which(DUMP1090) or f"/usr/bin/{DUMP1090}"
     json_dir = tmp / "json"
     json_dir.mkdir(exist_ok=True)
-    state = tmp / f"state-{stream.stem}"
-    url = f"file:{stream}?format=uc8&rate=2.4e6"
-    return [
+    runs: list[tuple[str, list[str], dict]] = [
         (
             "dump1090 full",
             [exe, "--ifile", str(stream), "--quiet", "--write-json", str(json_dir)],
             {},
         ),
         ("dump1090 --raw", [exe, "--ifile", "-", "--raw"], {"stdin": stream}),
-        ("agent demod", [*AGENT, "demod", "--rate", "2.4e6", str(stream)], {"cwd": REPO}),
+    ]
+    for suffix, tree in AGENT_TREES.items():
+        runs += _agent_runs(stream, site, broker, tmp, suffix, tree)
+    return runs
+
+
+def _agent_runs(
+    stream: Path, site: tuple[str, str], broker: BenchBroker, tmp: Path, suffix: str, tree: Path
+) -> list[tuple[str, list[str], dict]]:
+    state = tmp / f"state-{stream.stem}"
+    url = f"file:{stream}?format=uc8&rate=2.4e6"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    where = {"cwd": tree, "env": env}
+    return [
+        (f"agent demod{suffix}", [*AGENT, "demod", "--rate", "2.4e6", str(stream)], where),
         (
-            "agent run (GA)",
+            f"agent run (GA){suffix}",
             [
                 *AGENT,
                 "run",
@@ -164,7 +180,7 @@ def runs_for(
                 "--site-lon",
                 site[1],
             ],
-            {"cwd": REPO},
+            where,
         ),
     ]
 
@@ -190,23 +206,27 @@ def measure_stream(
             if name not in best or m.cpu_s < best[name].cpu_s:
                 best[name] = m
     print(f"\n{label}: {stream.name}, {iq_s:.1f} s of IQ")
-    print(f"  {'program':<18}{'CPU s':>8}{'wall s':>8}{'CPU s/IQ s':>12}{'peak RSS MiB':>14}")
+    print(f"  {'program':<24}{'CPU s':>8}{'wall s':>8}{'CPU s/IQ s':>12}{'peak RSS MiB':>14}")
     floor = _self_rss_mib()
     for m in best.values():
         # A child's ru_maxrss starts from this process's at exec: at the floor, it is
         # at most that.
         rss = f"<= {floor:.1f}" if m.peak_rss_mib <= floor + 0.05 else f"{m.peak_rss_mib:.1f}"
-        print(f"  {m.name:<18}{m.cpu_s:>8.2f}{m.wall_s:>8.2f}{m.per_iq_s(iq_s):>12.4f}{rss:>14}")
+        print(f"  {m.name:<24}{m.cpu_s:>8.2f}{m.wall_s:>8.2f}{m.per_iq_s(iq_s):>12.4f}{rss:>14}")
     full, raw = best["dump1090 full"], best["dump1090 --raw"]
-    demod, run = best["agent demod"], best["agent run (GA)"]
-    run_ratio = run.cpu_s / full.cpu_s
-    demod_ratio = demod.cpu_s / raw.cpu_s
-    print(
-        f"  run / dump1090 full  {run_ratio:5.2f}x  (target <= {MAX_RUN_VS_DUMP1090}x"
-        f"{', busy stream' if label == 'busy' else ''})"
-    )
-    print(f"  demod / dump1090 --raw {demod_ratio:5.2f}x  (target <= {MAX_DEMOD_VS_RAW}x)")
-    print(f"  run peak RSS {run.peak_rss_mib:.1f} MiB  (target <= {MAX_RUN_RSS_MIB:.0f} MiB)")
+    for suffix in AGENT_TREES:
+        demod, run = best[f"agent demod{suffix}"], best[f"agent run (GA){suffix}"]
+        run_ratio = run.cpu_s / full.cpu_s
+        demod_ratio = demod.cpu_s / raw.cpu_s
+        print(
+            f"  run{suffix} / dump1090 full {run_ratio:5.2f}x  (target <= {MAX_RUN_VS_DUMP1090}x"
+            f"{' on the busy stream' if label == 'busy' else ''})"
+        )
+        print(
+            f"  demod{suffix} / dump1090 --raw {demod_ratio:5.2f}x  (target <= {MAX_DEMOD_VS_RAW}x)"
+        )
+        rss = run.peak_rss_mib
+        print(f"  run{suffix} peak RSS {rss:.1f} MiB  (target <= {MAX_RUN_RSS_MIB:.0f} MiB)")
     return best
 
 
@@ -250,7 +270,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="runs of each; least CPU counts")
     ap.add_argument("--keep", type=Path, help="keep/reuse the streams in this directory")
     ap.add_argument("--only", choices=("busy", "quiet"), help="one stream only")
+    ap.add_argument("--baseline", type=Path, help="another checkout to run beside this one")
     args = ap.parse_args()
+    if args.baseline:
+        AGENT_TREES[" [base]"] = args.baseline.resolve()
     if not (shutil.which(DUMP1090) or Path(f"/usr/bin/{DUMP1090}").exists()):
         sys.exit(f"{DUMP1090} is not installed")
     tmp = Path(tempfile.mkdtemp(prefix="adsb-footprint-"))
