@@ -38,6 +38,7 @@ from agent.intel.terrain import Terrain
 from agent.limiter import LimiterPolicy, PositionLimiter
 from agent.outputs.base import Output
 from agent.records import event_record, position_record
+from agent.repeats import RepeatedReplies
 from agent.schema import EventKind, Record
 from agent.sources.base import Source
 from agent.stats import Stats, copy_counts
@@ -81,6 +82,7 @@ class Pipeline:
         self.dedup = DuplicateFilter()
         self.verifier = FrameVerifier()
         self.decoder = Decoder(cfg.site.position)
+        self.repeats = RepeatedReplies()
         self.tracker = Tracker(cfg.track.expire_s)
         self.fences = [
             Geofence(f.name, f.kind, f.center, f.radius_km, tuple(f.polygon), f.keep)
@@ -155,9 +157,14 @@ class Pipeline:
             return
         for out in self.publishers:
             out.on_frame(frame)  # raw feeds re-serve every frame the CRC gate let through
-        fields = self.decoder.decode(frame)
+        fields = self.repeats.fields(frame)  # a DF11 repeat: pyModeS's fields of its copy
         if fields is None:
-            return
+            fields = self.decoder.decode(frame)
+            if fields is None:
+                return
+            self.repeats.remember(frame, fields)
+        else:
+            self.decoder.counts["decoded"] += 1
         update = self.tracker.update(fields, frame.rx_time, frame.signal_dbfs)
         ac = update.aircraft
         if update.new_position:
@@ -391,6 +398,8 @@ def run_sources(
     while not stop.is_set():
         ended = handoff.all_ended  # before take(): frames put before the end are in its batch
         for frame in handoff.take(timeout=0.5):
+            if stop.is_set():  # outputs drain on stop: no records after it
+                break
             handle(frame)
         if ended:
             break
