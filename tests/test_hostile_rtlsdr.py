@@ -8,9 +8,12 @@ import pytest
 
 from agent.health import AMBER, RED, HealthJudge, Reading
 from agent.sources.rtlsdr import RtlSdrSource
-from tests import fake_rtlsdr
+from tests import fake_rtlsdr, test_rtlsdr
 from tests.helpers import SourceRunner as Runner
-from tests.test_rtlsdr import dongle, fake_lib  # noqa: F401 (fixtures)
+
+# The fake librtlsdr and its "dongle", as test_rtlsdr.py sets them up.
+fake_lib = test_rtlsdr.fake_lib
+dongle = test_rtlsdr.dongle
 
 
 def _open_failure(src: RtlSdrSource, caplog: pytest.LogCaptureFixture) -> str:
