@@ -314,6 +314,13 @@ class MqttPublisher(Output):
             return
         if size and (self._max_payload is None or size < self._max_payload):
             self._max_payload = size
+            # Others as large, already in flight, would each take their own strikes.
+            for other, (_, other_size) in list(self._inflight_meta.items()):
+                if other_size >= size and len(self._inflight[other]) == 1:
+                    _forget_message(self._client, other)
+                    self._refused_mids.append(
+                        (other, f"not smaller than a message the broker refused ({size} bytes)")
+                    )
         if len(seqs) > 1:
             self._unbatched.update(seqs)
             self.counts["batches_refused"] += 1
