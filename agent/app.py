@@ -76,6 +76,7 @@ class App:
         self._init_pipeline()
         if with_sources:
             self._open_sources()
+        self._init_page()
         self._start_outputs()
         self._start_monitor()
         return self
@@ -135,10 +136,18 @@ class App:
                     clock=self.clock,
                 )
             )
+        from agent.outputs.net import build_net_outputs
+
+        self.outputs += build_net_outputs(  # raw feeds and JSON files, if [net] asks
+            cfg,
+            aircraft=lambda: self.pipeline.tracker.aircraft.values() if self.pipeline else (),
+            selected=lambda icao: self.pipeline is not None and icao in self.pipeline.selections,
+        )
         if cfg.stdout or not cfg.mqtt.url:
             if not cfg.mqtt.url:
                 log.warning("no MQTT broker configured: printing records on standard output")
-            self.outputs.append(StdoutPublisher())
+            # Beside a broker, a closed stdout must not stop the site's feed.
+            self.outputs.append(StdoutPublisher(essential=not cfg.mqtt.url))
 
     def _init_pipeline(self) -> None:
         self.pipeline = Pipeline(self.cfg, self.outputs, stats=self.stats)
@@ -152,6 +161,21 @@ class App:
             self.sources = [spec.open(context) for spec in self.cfg.sources]
         except SourceError as err:
             raise ConfigError([f"sources: {err}"]) from None
+
+    def _init_page(self) -> None:
+        """The technician's page when `[http] port` is set (before any output starts, so
+        a bind it refuses stops the start first); it reads the monitor's latest status."""
+        from agent.outputs.web import build_outputs
+
+        assert self.pipeline is not None
+        pages = build_outputs(
+            self.cfg,
+            self.pipeline,
+            status=lambda: self.monitor.last_status if self.monitor is not None else None,
+            sources=self.sources,
+        )
+        self.outputs += pages
+        self.pipeline.publishers += pages
 
     def _start_outputs(self) -> None:
         for out in self.outputs:

@@ -94,6 +94,7 @@ def check_config(
     *,
     sources: Sequence[str] | None = None,
     mqtt_url: str | None = None,
+    password_file: str | None = None,
 ) -> tuple[Result, AgentConfig | None]:
     """Read and validate the configuration (with `--source`/`--mqtt` laid over it)."""
     try:
@@ -102,16 +103,34 @@ def check_config(
             data["sources"] = list(sources)
         if mqtt_url:
             data.setdefault("mqtt", {})["url"] = mqtt_url
+        if password_file:
+            data.setdefault("mqtt", {})["password_file"] = password_file
         cfg = build_config(data)
     except ConfigError as err:
         where = str(path) if path else "the command line"
+        fix = SUDO_FIX if path is not None and _denied(Path(path)) else ""
         return (
-            Result("config", FAIL, f"{where}: " + "; ".join(err.problems)),
+            Result("config", FAIL, f"{where}: " + "; ".join(err.problems), fix),
             None,
         )
     where = str(path) if path else "defaults"
     srcs = ", ".join(s.url for s in cfg.sources) or "no sources"
     return Result("config", PASS, f"{where}: valid; site {cfg.site.name}; {srcs}"), cfg
+
+
+SUDO_FIX = "run with sudo: `sudo adsb-agent check` (/etc/adsb-agent is root's and the service's)"
+
+
+def _denied(path: Path) -> bool:
+    """Whether this user may not read `path` (the installed files are 0640 in a 0750
+    directory: a technician without sudo gets told so, not a traceback)."""
+    try:
+        with path.open("rb"):
+            return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
 
 
 # -- the dongle -------------------------------------------------------------------------
@@ -259,6 +278,8 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
         src = spec.open(OpenContext(start_time=round(time.time(), 3)))
     except SourceError as err:
         return [Result("samples", FAIL, f"{url}: cannot open: {err}")]
+    except ValueError as err:  # urlsplit on a malformed URL ("beast://[::1")
+        return [Result("samples", FAIL, f"{url}: not a source URL: {err}")]
     stop = threading.Event()
     frames = [0]
     failure: list[str] = []
@@ -367,6 +388,7 @@ def check_broker(
     *,
     credential: Path | None = DEFAULT_CREDENTIAL,
     timeout: float = BROKER_TIMEOUT_S,
+    ask_password: bool = False,
 ) -> Result:
     """Connect as the agent would (TLS, credentials) and publish one QoS 1 probe.
 
@@ -384,6 +406,8 @@ def check_broker(
     try:
         # A password in the URL wins over the credential file (resolve_password).
         where = mqtt_link.endpoint(mqtt_link.with_credential(m, credential))
+        if ask_password:  # at a terminal, for a URL with a user and no password anywhere
+            where = mqtt_link.ask_password(where, interactive=True)
         client = mqtt_link.make_client(m, where, f"adsb-agent-check-{os.getpid()}")
     except ConfigError as err:
         return Result("broker", FAIL, "; ".join(err.problems))
@@ -564,6 +588,8 @@ def check_disk(state_dir: str | Path, need_mb: float) -> Result:
         finally:
             os.close(fd)
             os.unlink(tmp)
+    except PermissionError as err:
+        return Result("disk", FAIL, f"{probe_dir}: cannot write: {err.strerror}", SUDO_FIX)
     except OSError as err:
         return Result(
             "disk",
@@ -639,11 +665,15 @@ def run_checks(
     mqtt_url: str | None = None,
     places: Places | None = None,
     listen_s: float = SOURCE_LISTEN_S,
+    password_file: str | None = None,
+    ask_password: bool = False,
 ) -> list[Result]:
     """Every check, in the order a technician fixes things."""
     places = places or Places(vcgencmd=shutil.which("vcgencmd"))
     results: list[Result] = []
-    cfg_result, cfg = check_config(config, sources=sources, mqtt_url=mqtt_url)
+    cfg_result, cfg = check_config(
+        config, sources=sources, mqtt_url=mqtt_url, password_file=password_file
+    )
     results.append(cfg_result)
     results += check_dongle(cfg, places.sysfs, places.dev)
     # The sources given on the command line, else the configured ones (what would run).
@@ -651,7 +681,7 @@ def run_checks(
     for url in urls:
         results += check_source(url, listen_s)
     if cfg is not None:
-        results.append(check_broker(cfg, credential=places.credential))
+        results.append(check_broker(cfg, credential=places.credential, ask_password=ask_password))
     results.append(judge_clock(read_clock()))
     if cfg is not None:
         results.append(check_disk(cfg.state_dir, cfg.outbox.max_mb))
@@ -678,10 +708,23 @@ def main(
     *,
     sources: Sequence[str] | None = None,
     mqtt_url: str | None = None,
+    password_file: str | None = None,
     out: IO[str] | None = None,
 ) -> int:
-    """`adsb-agent check`: the installed configuration unless `config` names another."""
+    """`adsb-agent check`: the installed configuration unless `config` names another;
+    at a terminal, asks for a broker password the URL's user lacks."""
     path: str | Path | None = config
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
-    return report(run_checks(path, sources=sources, mqtt_url=mqtt_url), out)
+    if path is None:
+        try:
+            installed = DEFAULT_CONFIG.exists()
+        except PermissionError:  # /etc/adsb-agent is 0750: check_config says "sudo"
+            installed = True
+        path = DEFAULT_CONFIG if installed else None
+    results = run_checks(
+        path,
+        sources=sources,
+        mqtt_url=mqtt_url,
+        password_file=password_file,
+        ask_password=sys.stdin is not None and sys.stdin.isatty(),
+    )
+    return report(results, out)

@@ -7,10 +7,12 @@ which the systemd unit lists in RestartPreventExitStatus.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -31,7 +33,7 @@ from agent.sources.kinds import parse_source
 # latter to the service with LoadCredential=); `check` and `tail` read them by hand.
 DEFAULT_CONFIG = Path("/etc/adsb-agent/agent.toml")
 DEFAULT_CREDENTIAL = Path("/etc/adsb-agent/mqtt-password")
-_SITE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" lets a newline through
+SITE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" lets a newline through
 # Topic levels the agent publishes under: no wildcards, no empty level, no "$" system topic.
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 # MQTT client identifiers: printable ASCII without wildcards (mosquitto drops others).
@@ -79,7 +81,7 @@ class SiteConfig(_Model):
     @field_validator("name")
     @classmethod
     def _topic_safe(cls, v: str) -> str:
-        if not _SITE_NAME.fullmatch(v):
+        if not SITE_NAME.fullmatch(v):
             raise ValueError("use 1-64 letters, digits, '-' or '_' (it is an MQTT topic level)")
         return v
 
@@ -107,6 +109,9 @@ class FilterConfig(_Model):
     deny_callsigns: list[str] = Field(default_factory=list)
     keep_categories: list[Category] = Field(default_factory=list)
     drop_categories: list[Category] = Field(default_factory=lambda: ["A3", "A4", "A5", "A6"])
+    # A new track whose category is not yet known is held (no record, no event) until
+    # its identification arrives (every ~5 s) or this much receive time has passed.
+    hold_s: float = Field(default=10.0, ge=0, le=60)
 
     @field_validator("allow_addresses", "deny_addresses", "allow_callsigns", "deny_callsigns")
     @classmethod
@@ -161,7 +166,8 @@ class IntelConfig(_Model):
 class MqttConfig(_Model):
     """Broker connection. Secrets never live here in clear when avoidable: use
     `password_file`, or systemd's LoadCredential (file `mqtt-password` in
-    $CREDENTIALS_DIRECTORY), which is read when neither URL nor file gives one."""
+    $CREDENTIALS_DIRECTORY), which is read when neither URL nor file nor the environment
+    variable ADSB_AGENT_MQTT_PASSWORD gives one (agent.outputs.mqtt_link)."""
 
     url: str | None = None
     topic_prefix: str = "adsb/v1"
@@ -243,6 +249,61 @@ class TrackConfig(_Model):
     max_aircraft: int = Field(default=20_000, ge=100, le=1_000_000)
 
 
+class HttpConfig(_Model):
+    """The technician's page (agent/outputs/web): off unless a port is set.
+
+    On an address other than loopback the page and its endpoints need the password in
+    `password_file` (or systemd's LoadCredential=http-password): the aircraft watched
+    are sensitive, and a LAN at a strip is not a trusted network.
+    """
+
+    port: int = Field(default=0, ge=0, le=65535)  # 0 = no web server
+    bind: str = "127.0.0.1"
+    password_file: str | None = None
+    # Bounded history kept in memory: plots span history_h in buckets of history_step_s.
+    history_h: float = Field(default=24.0, gt=0, le=72)
+    history_step_s: int = Field(default=60, ge=1, le=3600)
+    trail_points: int = Field(default=40, ge=0, le=1000)
+    events: int = Field(default=100, ge=1, le=10000)
+
+    @field_validator("bind")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError("give an IP address (127.0.0.1, 0.0.0.0, 192.168.1.10)") from None
+        return v
+
+
+class NetConfig(_Model):
+    """Raw feeds for the readsb ecosystem (agent/outputs/net.py): ports 0 are off.
+
+    Option names follow readsb's (`--net-bo-port` is `bo_port`). They carry every frame
+    the CRC gate accepts, all traffic, unless `selected_only`; the GA filter applies to
+    MQTT and stdout only.
+    """
+
+    bind_address: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    bo_port: int = Field(default=0, ge=0, le=65535)  # Beast binary out (readsb 30005)
+    ro_port: int = Field(default=0, ge=0, le=65535)  # AVR *HEX; out (readsb 30002)
+    ro_timestamps: bool = False  # AVR lines as @TICKS HEX; (dump1090 --mlat)
+    sbs_port: int = Field(default=0, ge=0, le=65535)  # BaseStation MSG lines (30003)
+    json_dir: str | None = None  # aircraft.json, receiver.json, stats.json (--write-json)
+    json_interval_s: float = Field(default=1.0, ge=0.2, le=60)
+    selected_only: bool = False  # only aircraft the GA filter selected
+    # Bytes a client may fall behind before it is dropped (readsb drops them too).
+    client_buffer_kb: int = Field(default=512, ge=16, le=65536)
+    max_clients: int = Field(default=64, ge=1, le=1024)  # per port
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> NetConfig:
+        ports = [p for p in (self.bo_port, self.ro_port, self.sbs_port) if p]
+        if len(ports) != len(set(ports)):
+            raise ValueError("bo_port, ro_port and sbs_port must differ")
+        return self
+
+
 class AgentConfig(_Model):
     site: SiteConfig = Field(default_factory=SiteConfig)
     sources: list[SourceUrl] = Field(default_factory=list)
@@ -253,8 +314,46 @@ class AgentConfig(_Model):
     limiter: LimiterConfig = Field(default_factory=LimiterConfig)
     intel: IntelConfig = Field(default_factory=IntelConfig)
     geofence: list[GeofenceConfig] = Field(default_factory=list)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    net: NetConfig = Field(default_factory=NetConfig)
     state_dir: str = "/var/lib/adsb-agent"
     stdout: bool = False
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model whose keys sit at `loc` (("site",) -> SiteConfig; list indexes skipped)."""
+    model: type[BaseModel] = AgentConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        found = _model_in(field.annotation)
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation such as `SiteConfig` or `list[GeofenceConfig]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """`unknown key`, with the nearest real key when the name looks like a typo of one."""
+    model = _model_at(loc[:-1])
+    if model is None or not loc or not isinstance(loc[-1], str):
+        return "unknown key"
+    near = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return f"unknown key; did you mean {near[0]!r}?" if near else "unknown key"
 
 
 def _problems(err: ValidationError) -> list[str]:
@@ -263,7 +362,7 @@ def _problems(err: ValidationError) -> list[str]:
         path = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = _unknown_key(tuple(e["loc"]))
         out.append(f"{path}: {msg}")
     return out
 

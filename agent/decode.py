@@ -10,6 +10,12 @@ briefly). We release a first fix sooner, still never from a single unchecked fra
   agrees with it.
 After that, frames decode locally against the aircraft's own last position, each
 checked against the speed it implies.
+
+`position_source` says how each position was solved: `cpr_global` only when the frame
+was paired with one of the other parity (pyModeS's even/odd resolution, or ours);
+`cpr_local` when one frame was decoded against a reference (the receiver, or the
+aircraft's previous position: pyModeS does this for most frames once a track is
+established, and counts them in its `local_positions` statistic).
 """
 
 from __future__ import annotations
@@ -78,6 +84,9 @@ class Decoder:
         self._pipe = PipeDecoder(surface_ref=receiver) if receiver else PipeDecoder()
         self._fixes: dict[str, _LocalFix] = {}
         self._last_cpr: dict[str, dict[int, _Cpr]] = {}
+        # pyModeS's count of positions it decoded against a previous position, as last
+        # read: a step on a frame that brought a position means that frame was local.
+        self._pipe_local = 0
         self.counts: Counter[str] = Counter()
 
     def decode(self, frame: Frame) -> dict[str, Any] | None:
@@ -106,7 +115,7 @@ class Decoder:
             lat, lon = fields.get("latitude"), fields.get("longitude")
             if lat is not None and lon is not None:
                 self._fixes[icao] = _LocalFix(lat, lon, t, True, fmt)
-                fields["position_source"] = "cpr_global"
+                fields["position_source"] = self._pipe_source()
                 return
             fix = self._fixes.get(icao)
             if fix is not None and t - fix.t > OWN_REFERENCE_TTL_S:
@@ -137,6 +146,13 @@ class Decoder:
                 self.counts["first_fix_held"] += 1
         finally:
             self._last_cpr.setdefault(icao, {})[fmt] = frame
+
+    def _pipe_source(self) -> str:
+        """How pyModeS solved the position it just returned: from its previous position
+        (its local-position count stepped) or from an even/odd pair."""
+        local = self._pipe.stats["local_positions"]
+        stepped, self._pipe_local = local != self._pipe_local, local
+        return "cpr_local" if stepped else "cpr_global"
 
     def _candidate(self, icao: str, frame: _Cpr) -> tuple[float, float, str] | None:
         """A position for `frame` found without the aircraft's own history: against the

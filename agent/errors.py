@@ -23,3 +23,9 @@ class ConfigError(AgentError):
 
 class SourceError(AgentError):
     """A source URL or input could not be opened."""
+
+
+class OutputClosed(Exception):
+    """The reader of standard output went away (`replay ... | head -1`): the command
+    ends quietly with EXIT_OK. Not an AgentError and not a frame error: the pipeline
+    lets it through rather than count it."""

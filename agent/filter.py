@@ -6,6 +6,12 @@ Order: deny lists drop; allow lists and `keep` geofences keep; otherwise the air
 must be low (height above ground known and under the ceiling) and pass the category,
 speed and distance limits. Unknown category or speed passes with a tag, because many
 light aircraft send no category (A0) at all.
+
+With the category unknown (not yet heard, A0, or never sent: Mode S-only), what else is
+known decides: an airline-style callsign (`ABC123`), or answers to Enhanced Surveillance
+registers (large IFR aircraft), say it is not light GA. The pipeline holds a new track's
+records until the category is heard or its hold time ends, so this is the judgement
+made with partial knowledge, not a guess that is published and regretted.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.config import FilterConfig, SiteConfig
+from agent.intel.classify import classify_callsign
 from agent.intel.geofence import Geofence
 from agent.track import Aircraft
 
@@ -64,6 +71,11 @@ def judge(
             return Verdict(False, (), "category")
         tags.append("category_kept")
     elif cat is None or cat.endswith("0"):
+        kind = classify_callsign(callsign)
+        if kind is not None and kind.kind == "airline":
+            return Verdict(False, (), "airline_callsign")
+        if ac.ehs:
+            return Verdict(False, (), "enhanced_surveillance")
         tags.append("category_unknown")
     if cat == "A7":
         tags.append("rotorcraft")

@@ -51,6 +51,9 @@ class Reading:
     stats: dict[str, int]
     aircraft: int = 0
     links: dict[str, LinkState] = field(default_factory=dict)
+    # Outputs without a broker link that show something (raw feeds): name -> (colour,
+    # message), from `Output.component()`.
+    outputs: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +106,8 @@ class HealthJudge:
             components[f"source {name}"] = self._source_component(name, counts, now, dt)
         for endpoint, link in reading.links.items():
             components[endpoint] = self._link_component(endpoint, link, now)
+        for name, (colour, message) in reading.outputs.items():
+            components[name] = {"state": colour, "message": message}
         pipeline_colour = RED if idle > self.stall_s else GREEN
         components["pipeline"] = {
             "state": pipeline_colour,

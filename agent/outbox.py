@@ -94,10 +94,6 @@ def _row_bytes(topic: str, icao: str, payload: bytes) -> int:
     return len(payload) + len(topic) + len(icao) + ROW_OVERHEAD
 
 
-def _is_full(err: sqlite3.Error) -> bool:
-    return "full" in str(err).lower()
-
-
 class SteadyClock:
     """Wall-clock seconds that follow the monotonic clock across steps.
 
@@ -188,6 +184,7 @@ class Outbox:
             raise sqlite3.DatabaseError(verdict)
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
         self._reserved = self._read_seq_file()
+        self._seq_retry_at = 0
         # A database without a sequence is new: after a lost one, go on above its seqs.
         self._next_seq = row[0] + 1 if row else max(1, self._reserved, seq_floor)
         self._bytes, self._rows = self._db.execute(
@@ -242,6 +239,7 @@ class Outbox:
             self._reserved = mark
         except OSError as err:
             self.counts["seq_reserve_failed"] += 1
+            self._seq_retry_at = self._next_seq + 100  # a full disk: not on every record
             log.warning("cannot write %s (%s); trying again later", self._seq_file, err.strerror)
 
     def _make_reserve(self) -> None:
@@ -301,7 +299,7 @@ class Outbox:
             payload = json.dumps({**record, "seq": seq}, separators=(",", ":")).encode()
             row = Row(seq, topic, record.get("icao", ""), self.now(), payload)
             self._next_seq = seq + 1
-            if self._next_seq >= self._reserved:
+            if self._next_seq >= self._reserved and self._next_seq >= self._seq_retry_at:
                 self._reserve_seqs()
             if self._spill:
                 self._flush_spill()
@@ -381,8 +379,9 @@ class Outbox:
             try:
                 self._db.execute(f"DELETE FROM records WHERE {where}", args)
                 return True
-            except sqlite3.OperationalError as err:
-                if not (_is_full(err) and self._release_reserve()):
+            except sqlite3.OperationalError:
+                # "disk full" or an I/O error while the WAL grows: room is what helps.
+                if not self._release_reserve():
                     return False
         return False
 

@@ -5,6 +5,12 @@ events -> limiter -> records -> publishers.
 see where a frame goes next. `run_sources` is the only place with threads: one reader
 thread per source when there are several, feeding a bounded queue whose overflow is
 counted, never silent.
+
+No record leaves for an aircraft the filter cannot judge yet: a new track whose
+category is unknown (its first position often comes before its identification) is
+held, its records kept back in order, until the category arrives or `filter.hold_s`
+of receive time has passed; then the filter judges with what is known and the held
+records are published, or discarded with nothing published at all.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.decode import Decoder
 from agent.dedup import DuplicateFilter
-from agent.filter import judge
+from agent.errors import OutputClosed
+from agent.filter import Verdict, judge
 from agent.frame import Frame
 from agent.intel.aerodromes import Aerodromes
 from agent.intel.events import TrackAnalyst
@@ -44,6 +51,16 @@ EXPIRY_INTERVAL_S = 1.0
 # Frames waiting between reader threads and the pipeline; at 2,000 frames/s on a busy
 # site this is several seconds of slack before anything is dropped (and counted).
 FRAME_QUEUE_SIZE = 20000
+# Records kept back per held track at most (a position every second or so for
+# filter.hold_s <= 60 s, plus its events); beyond, later ones are dropped and counted.
+HOLD_MAX_RECORDS = 200
+# An emergency code an aircraft already reported within this long is not reported again
+# (a transponder toggling 7700/1200 made 500 records in 10 s).
+EMERGENCY_REPEAT_S = 300.0
+# Event lines in the journal: a burst of this many, then one every EVENT_LOG_EVERY_S
+# (records are all published; only the log is thinned, with a count of what it left out).
+EVENT_LOG_BURST = 20
+EVENT_LOG_EVERY_S = 3.0
 # Put on the frame queue by a reader thread whose source has ended.
 _SOURCE_ENDED = object()
 
@@ -54,6 +71,10 @@ class Selection:
     `track_end` will carry `tags`, the reasons its latest kept position was selected."""
 
     tags: tuple[str, ...]
+    # Records kept back while the filter cannot decide yet (category unknown); None once
+    # the track is published.
+    held: list[Record] | None = None
+    held_since: float = 0.0
 
 
 class Pipeline:
@@ -100,6 +121,11 @@ class Pipeline:
         ):
             self.registry.register(stage, counts)
         self._next_expiry = float("-inf")
+        # Emergency codes reported, by address: (code, receive time).
+        self._emergencies: dict[str, tuple[str | None, float]] = {}
+        self._log_tokens = float(EVENT_LOG_BURST)
+        self._log_refilled = float("-inf")
+        self._log_skipped = 0
         self._health_prev: dict[str, int] = {}
         self._health_at = time.monotonic()
 
@@ -111,6 +137,8 @@ class Pipeline:
         """
         try:
             self._handle(frame)
+        except OutputClosed:
+            raise  # the reader of stdout left: the command ends, the frame is not at fault
         except Exception:
             self.counts["frame_errors"] += 1
             if self.counts["frame_errors"] % 1000 == 1:
@@ -141,13 +169,18 @@ class Pipeline:
             self.height.observe(ac.alt_baro_ft, ac.alt_gnss_ft)
         ac.height = self.height.height(ac.alt_baro_ft, ac.alt_gnss_ft, ac.lat, ac.lon)
         self._select(update, frame.rx_time)
+        for out in self.publishers:
+            out.on_decoded(frame, fields)  # feeds that need decoded fields (SBS)
         self.tick(frame.rx_time)
 
     def _select(self, update: Update, now: float) -> None:
         ac = update.aircraft
         site = self.cfg.site
-        if update.squawk_changed and ac.emergency:
+        if update.squawk_changed and ac.emergency and self._new_emergency(ac, now):
             self._emit(event_record(EventKind.EMERGENCY_SQUAWK, ac, site, now, ("emergency",)))
+        held = self.selections.get(ac.icao)
+        if held is not None and held.held is not None and ac.category is not None:
+            self._decide(ac)  # its identification arrived: judge with the category
         if ac.lat is None:
             self._unlocated(ac, now)
             return
@@ -160,34 +193,83 @@ class Pipeline:
             return
         selection = self.selections.get(ac.icao)
         if selection is None:
-            self.selections[ac.icao] = Selection(verdict.tags)
-            self._emit(event_record(EventKind.TRACK_START, ac, site, now, verdict.tags))
+            selection = self.selections[ac.icao] = Selection(verdict.tags)
+            if self._undecided(ac, verdict):
+                selection.held, selection.held_since = [], now
+                self.counts["tracks_held"] += 1
+            self._out(selection, event_record(EventKind.TRACK_START, ac, site, now, verdict.tags))
         else:
             selection.tags = verdict.tags
         if self.analyst is not None:
             for ev in self.analyst.update(ac, now, True):
-                self._emit(event_record(ev.kind, ac, site, ev.ts, ev.tags))
+                self._out(selection, event_record(ev.kind, ac, site, ev.ts, ev.tags))
         if self.limiter is not None and not self.limiter.should_send(ac, now):
             self.counts["positions_held_by_limiter"] += 1
             return
-        self._emit(position_record(ac, site, verdict.tags))
+        self._out(selection, position_record(ac, site, verdict.tags))
+
+    def _undecided(self, ac: Aircraft, verdict: Verdict) -> bool:
+        """Kept only for want of a category that may still come (identification is
+        sent every ~5 s, often after the first position)."""
+        return (
+            self.cfg.filter.hold_s > 0
+            and ac.category is None
+            and "category_unknown" in verdict.tags
+        )
+
+    def _out(self, selection: Selection, record: Record) -> None:
+        """Publish a selected track's record, or keep it back while the track is held."""
+        if selection.held is None:
+            self._emit(record)
+        elif len(selection.held) < HOLD_MAX_RECORDS:
+            selection.held.append(record)
+        else:
+            self.counts["held_records_dropped"] += 1
+
+    def _decide(self, ac: Aircraft) -> None:
+        """End a held track's wait: judged with what is known now, its held records are
+        published in order, or discarded and the track forgotten (nothing at all was
+        published for it)."""
+        selection = self.selections[ac.icao]
+        held, selection.held = selection.held or [], None
+        verdict = judge(ac, self.cfg.filter, self.cfg.site, self.fences)
+        if not verdict.keep:
+            del self.selections[ac.icao]
+            self.counts["holds_discarded"] += 1
+            self.counts[f"filtered_{verdict.reason}"] += 1
+            return
+        self.counts["holds_released"] += 1
+        selection.tags = verdict.tags
+        for record in held:
+            self._emit(record)
 
     def _unlocated(self, ac: Aircraft, now: float) -> None:
-        """Mode S-only contacts: reported once, if not known to be above the ceiling."""
+        """Mode S-only contacts: reported once, with their altitude, when the filter
+        keeps what is known of them (height, speed, callsign kind, surveillance)."""
         if self.analyst is None or not self.cfg.filter.enabled:
             return
-        height = ac.height_above_ft(self.cfg.site.elevation_ft)
-        if height is not None and height > self.cfg.filter.max_height_ft:
-            return
         event = self.analyst.unlocated(ac, now)
-        if event is not None:
-            self._emit(event_record(event.kind, ac, self.cfg.site, event.ts, event.tags))
+        if event is None:
+            return
+        verdict = judge(ac, self.cfg.filter, self.cfg.site, self.fences)
+        if not verdict.keep:
+            self.counts[f"unlocated_filtered_{verdict.reason}"] += 1
+            self.analyst.forget_unlocated(ac.icao)  # judged again on its next reply
+            return
+        tags = (*event.tags, *verdict.tags)
+        self._emit(event_record(event.kind, ac, self.cfg.site, event.ts, tags))
 
     def tick(self, now: float) -> None:
         """Expire silent aircraft; cheap to call on every frame."""
         if 0 < self._next_expiry - now < EXPIRY_INTERVAL_S + CLOCK_STEP_BACK_S:
             return  # not yet; further back is a clock stepped back (track.py)
         self._next_expiry = now + EXPIRY_INTERVAL_S
+        hold_s = self.cfg.filter.hold_s
+        for icao, selection in list(self.selections.items()):
+            if selection.held is not None and now - selection.held_since >= hold_s:
+                ac = self.tracker.aircraft.get(icao)
+                if ac is not None:
+                    self._decide(ac)  # waited long enough: judge with what is known
         for ac in self.tracker.expire(now):
             self._end(ac, ac.last_seen)
 
@@ -202,25 +284,54 @@ class Pipeline:
         if self.limiter is not None:
             self.limiter.forget(ac.icao)
         ending = self.analyst.end(ac, ts) if self.analyst is not None else []
+        pending = self.selections.get(ac.icao)
+        if pending is not None and pending.held is not None:
+            self._decide(ac)  # silent before its category came: judge with what is known
+        self._emergencies.pop(ac.icao, None)
         selection = self.selections.pop(ac.icao, None)
         if selection is not None:
             for ev in ending:
                 self._emit(event_record(ev.kind, ac, self.cfg.site, ev.ts, ev.tags))
             self._emit(event_record(EventKind.TRACK_END, ac, self.cfg.site, ts, selection.tags))
 
+    def _new_emergency(self, ac: Aircraft, now: float) -> bool:
+        """Whether this emergency code is news: not reported by this aircraft lately."""
+        last = self._emergencies.get(ac.icao)
+        if last is not None and last[0] == ac.squawk and now - last[1] < EMERGENCY_REPEAT_S:
+            self.counts["emergency_repeats_not_reported"] += 1
+            return False
+        self._emergencies[ac.icao] = (ac.squawk, now)
+        return True
+
     def _emit(self, record: Record) -> None:
         self.counts[f"records_{record['type']}"] += 1
-        if record["type"] == "event":
+        if record["type"] == "event" and self._may_log(record["ts"]):
+            skipped, self._log_skipped = self._log_skipped, 0
             log.info(
-                "%s %s %s%s",
+                "%s %s %s%s%s",
                 record["event"],
                 record["icao"],
                 record["callsign"] or "-",
                 f" at {record['lat']:.4f},{record['lon']:.4f}" if record["lat"] is not None else "",
+                f" ({skipped} event lines left out before this one)" if skipped else "",
                 extra={"ADSB_EVENT": record["event"], "ADSB_ICAO": record["icao"]},  # journal
             )
         for pub in self.publishers:
             pub.publish(record)
+
+    def _may_log(self, now: float) -> bool:
+        """A token bucket for event lines (EVENT_LOG_BURST, then one per EVENT_LOG_EVERY_S
+        of record time): the journal of a flood stays readable and its size bounded."""
+        if now > self._log_refilled:
+            gained = (now - self._log_refilled) / EVENT_LOG_EVERY_S
+            self._log_tokens = min(float(EVENT_LOG_BURST), self._log_tokens + gained)
+            self._log_refilled = now
+        if self._log_tokens >= 1.0:
+            self._log_tokens -= 1.0
+            return True
+        self._log_skipped += 1
+        self.counts["event_lines_not_logged"] += 1
+        return False
 
     def stats(self) -> dict[str, int]:
         """Every stage's counters and every output's in one flat dict (a copy; safe from

@@ -47,19 +47,25 @@ _OUTPUT_PROGRESS = (".acked", ".published", ".sent")
 
 def pipeline_probe(pipeline: Any, sources: Sequence[Any]) -> Callable[[], Reading]:
     """A probe over a running `Pipeline` and its sources (only counters, `stats()`,
-    `tracker.aircraft` and the outputs' `link_state()` are read)."""
+    `tracker.aircraft` and the outputs' `link_state()` and `component()` are read)."""
 
     def probe() -> Reading:
         links: dict[str, LinkState] = {}
+        outputs: dict[str, tuple[str, str]] = {}
         for out in list(pipeline.publishers):
             state = out.link_state()
             if state is not None:
                 links["mqtt" if not links else f"mqtt #{len(links) + 1}"] = state
+            shown = out.component()
+            if shown is not None:
+                name, colour, message = shown
+                outputs[name] = (colour, message)
         return Reading(
             sources={src.name: copy_counts(src.counts) for src in sources},
             stats=pipeline.stats(),
             aircraft=len(pipeline.tracker.aircraft),
             links=links,
+            outputs=outputs,
         )
 
     return probe

@@ -5,12 +5,20 @@ for an operator at the centre (`--site` omitted: every site). It subscribes to
 `<prefix>/<site or +>/#` with a throw-away client id, so it never disturbs an agent
 or a shared-subscription consumer, and prints positions, events, batched positions
 (zlib JSON arrays), status, info and health, each on one line.
+
+Whatever a site publishes reaches the operator's terminal: control characters in a
+payload or topic (an ESC sequence can retitle the window, rewrite the screen or, on some
+terminals, answer back as typed input) are shown as visible escapes, never sent raw.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -19,6 +27,7 @@ import zlib
 from collections.abc import Callable
 from typing import IO, Any
 
+from agent.config import SITE_NAME as _SITE
 from agent.config import MqttConfig
 from agent.outputs import topics
 
@@ -26,6 +35,43 @@ log = logging.getLogger("agent.tail")
 
 # Seconds of silence after subscribing before tail says why it may hear nothing.
 QUIET_HINT_S = 10.0
+# C0 controls but tab, DEL, C1 controls, and the line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _visible(char: re.Match[str]) -> str:
+    code = ord(char.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character as a visible escape (ESC -> `\\x1b`)."""
+    return _CONTROL.sub(_visible, text)
+
+
+def connect_failure(err: BaseException | None, host: str, port: int, tls: bool) -> str:
+    """Why a connection attempt failed, in words a technician acts on."""
+    where = f"{host}:{port}"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return (
+            f"cannot connect to {where}: certificate not trusted ({err.verify_message}): "
+            "set mqtt.ca_file to the CA that signed it; check the clock"
+        )
+    if tls and isinstance(err, (ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        why = err.reason if isinstance(err, ssl.SSLError) and err.reason else str(err)
+        return (
+            f"cannot connect to {where}: TLS handshake failed ({why}): is {port} a TLS "
+            "port? (mqtts:// is usually 8883, plain mqtt:// 1883)"
+        )
+    if isinstance(err, ConnectionRefusedError):
+        return f"cannot connect to {where}: connection refused (nothing listens on port {port})"
+    if isinstance(err, socket.gaierror):
+        return f"cannot connect to {where}: unknown host {host!r} ({err.strerror})"
+    if isinstance(err, (TimeoutError, socket.timeout)):
+        return f"cannot connect to {where}: no answer (a firewall? the link down?)"
+    if isinstance(err, OSError):
+        return f"cannot connect to {where}: {err.strerror or err}"
+    return f"cannot connect to {where}"
 
 
 def _clock(ts: Any) -> str:
@@ -97,7 +143,11 @@ def health_line(site: str, h: dict[str, Any]) -> str:
 
 
 def describe(topic: str, payload: bytes, prefix: str = "adsb/v1") -> list[str]:
-    """Lines for one MQTT message (several for a batch of positions)."""
+    """Lines for one MQTT message (several for a batch of positions), safe to print."""
+    return [printable(line) for line in _describe(topic, payload, prefix)]
+
+
+def _describe(topic: str, payload: bytes, prefix: str) -> list[str]:
     now = _clock(time.time())
     parsed = topics.parse(topic, prefix)
     kind = parsed.kind if parsed is not None else None
@@ -131,10 +181,14 @@ def run_tail(
     out: IO[str] | None = None,
     on_subscribed: Callable[[], None] | None = None,
     quiet_hint_s: float = QUIET_HINT_S,
+    password: str | None = None,
 ) -> int:
-    """Print the feed until `stop` is set; returns the exit status (2: bad URL).
+    """Print the feed until `stop` is set; returns the exit status (2: bad URL or site).
 
-    Connection problems are printed once each, and paho keeps reconnecting. A broker
+    `password` (asked at a terminal) stands in for one the URL and files do not give.
+
+    Connection problems are printed once per distinct reason until the link is up again
+    (refused, unknown host, TLS handshake...), and paho keeps reconnecting. A broker
     may grant a subscription its ACL then never serves (mosquitto does), so silence
     after `quiet_hint_s` (every agent leaves a retained status) earns one hint line.
     """
@@ -145,8 +199,16 @@ def run_tail(
     if not cfg.url:
         stream.write("adsb-agent tail: no broker (give --mqtt URL or --config FILE)\n")
         return 2
+    if site is not None and not _SITE.fullmatch(site):
+        stream.write(
+            f"adsb-agent tail: --site {printable(site)!r} is not a site name: use 1-64 "
+            "letters, digits, '-' or '_' (no MQTT wildcards; leave --site out for every site)\n"
+        )
+        return 2
     try:
         where = mqtt_link.endpoint(cfg)
+        if password is not None and where.password is None:
+            where = dataclasses.replace(where, password=password)
         client = mqtt_link.make_client(cfg, where, f"adsb-agent-tail-{uuid.uuid4().hex[:8]}")
     except ConfigError as err:
         stream.write(f"adsb-agent tail: {'; '.join(err.problems)}\n")
@@ -154,7 +216,7 @@ def run_tail(
     host, port, user = where.host, where.port, where.user
     topic = topics.subscription(cfg.topic_prefix, site)
     lock = threading.Lock()
-    last_problem: list[str] = [""]
+    said: set[str] = set()  # problems told since the link was last up
     subscribed_at = [0.0]
     received = [0]
 
@@ -165,16 +227,21 @@ def run_tail(
             stream.flush()
 
     def problem(text: str) -> None:
-        if text != last_problem[0]:
-            last_problem[0] = text
-            emit([f"-- {text}"])
+        if text not in said:
+            said.add(text)
+            emit([f"-- {text}; retrying"])
 
     def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
             problem(f"broker {host}:{port} refused: {rc}")
             return
-        last_problem[0] = ""
+        said.clear()
         client.subscribe(topic, qos=1)
+
+    def on_connect_fail(client: Any, userdata: Any) -> None:
+        # paho calls this from inside its `except OSError:` around the connect, so the
+        # exception being handled is the reason.
+        problem(connect_failure(sys.exc_info()[1], host, port, where.tls))
 
     def on_subscribe(client: Any, userdata: Any, mid: Any, rcs: Any, props: Any) -> None:
         if any(rc.is_failure for rc in rcs):
@@ -198,7 +265,7 @@ def run_tail(
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message
-    client.on_connect_fail = lambda c, u: problem(f"cannot connect to {host}:{port}; retrying")
+    client.on_connect_fail = on_connect_fail
     client.reconnect_delay_set(1, 30)
     client.connect_async(host, port, keepalive=cfg.keepalive_s)
     client.loop_start()
@@ -221,23 +288,61 @@ def run_tail(
     return 0
 
 
-def main(mqtt_url: str | None, site: str | None, config: str | None) -> int:
-    """`adsb-agent tail`: the configured broker and site unless told otherwise."""
+def main(
+    mqtt_url: str | None,
+    site: str | None,
+    config: str | None,
+    *,
+    password_file: str | None = None,
+) -> int:
+    """`adsb-agent tail`: the configured broker and site unless told otherwise; at a
+    terminal, asks for a password the URL's user lacks."""
     import signal
 
     from agent.config import DEFAULT_CONFIG, DEFAULT_CREDENTIAL, load_config
+    from agent.errors import ConfigError
     from agent.outputs.mqtt_link import with_credential
 
-    path = config or (str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
+    path = config
+    if path is None:
+        try:
+            path = str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None
+        except PermissionError:  # /etc/adsb-agent is 0750: root's and the service's
+            if not mqtt_url:
+                raise ConfigError(
+                    [f"{DEFAULT_CONFIG}: permission denied: run with sudo, or give --mqtt URL"]
+                ) from None
     cfg = load_config(path) if path else None
     mqtt = cfg.mqtt if cfg is not None else MqttConfig()
     if mqtt_url:
         mqtt = mqtt.model_copy(update={"url": mqtt_url})
     elif site is None and cfg is not None:
         site = cfg.site.name  # on the strip: this site's feed
+    if password_file:
+        mqtt = mqtt.model_copy(update={"password_file": password_file})
     if cfg is not None:
         mqtt = with_credential(mqtt, DEFAULT_CREDENTIAL)
+    try:
+        password = _ask_password(mqtt)
+    except (KeyboardInterrupt, EOFError):
+        sys.stderr.write("\n")
+        return 130
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    return run_tail(mqtt, site, stop)
+    return run_tail(mqtt, site, stop, password=password)
+
+
+def _ask_password(mqtt: MqttConfig) -> str | None:
+    """The password typed at a terminal when the URL names a user and nothing else gives
+    the password; None otherwise (a bad URL is left for run_tail to report)."""
+    from agent.errors import ConfigError
+    from agent.outputs import mqtt_link
+
+    if not mqtt.url:
+        return None
+    try:
+        where = mqtt_link.endpoint(mqtt)
+    except ConfigError:
+        return None
+    return mqtt_link.ask_password(where).password if where.password is None else None

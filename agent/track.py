@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 _CATEGORY_SETS = {4: "A", 3: "B", 2: "C", 1: "D"}
 _GNSS_POSITION_TCS = frozenset((20, 21, 22))
 _EMERGENCY_SQUAWKS = frozenset(("7500", "7600", "7700"))
+# Comm-B registers of Enhanced Surveillance (selected altitude, track and turn, heading
+# and speed): radars ask for them only from transponders that carry them, which
+# Europe requires of IFR aircraft over 5,700 kg or faster than 250 kt, not of light ones.
+_EHS_REGISTERS = frozenset(("4,0", "5,0", "6,0"))
 
 
 @dataclass(slots=True)
@@ -65,6 +69,8 @@ class Aircraft:
     category: str | None = None
     on_ground: bool | None = None
     geo_minus_baro_ft: int | None = None
+    adsb: bool = False  # an extended squitter (DF17/18) was heard: not Mode S-only
+    ehs: bool = False  # answered an Enhanced Surveillance register (a large aircraft)
     height: Height | None = None  # above ground, set by the pipeline's height model
 
     @property
@@ -196,6 +202,10 @@ class Tracker:
 def _merge(ac: Aircraft, f: dict[str, Any], t: float) -> bool:
     """Copy the fields a frame carries into the aircraft; True if it moved."""
     tc = f.get("typecode")
+    if tc is not None:
+        ac.adsb = True
+    if f.get("bds") in _EHS_REGISTERS:
+        ac.ehs = True
     alt = f.get("altitude")
     if alt is not None:
         if tc in _GNSS_POSITION_TCS:

@@ -118,9 +118,11 @@ def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
 class TcpServer:
     """A real listening socket on 127.0.0.1 and its accept loop, for scripted peers.
 
-    `handle(conn)` serves each accepted connection in the accept thread, one at a
-    time (it owns `conn`); the loop looks at `stopping` at least every `poll_s`, so
-    close() returns promptly. A handler that streams should watch `stopping` too.
+    `handle(conn)` serves each accepted connection (it owns `conn`): in the accept
+    thread, one at a time, or with `threaded=True` each in a thread of its own (peers
+    that serve several clients at once: a feed, a proxy). The loop looks at `stopping`
+    at least every `poll_s`, so close() returns promptly. A handler that streams should
+    watch `stopping` too.
     """
 
     def __init__(
@@ -130,8 +132,10 @@ class TcpServer:
         port: int = 0,
         poll_s: float = 0.05,
         name: str = "tcp-server",
+        threaded: bool = False,
     ):
         self.handle = handle
+        self.threaded = threaded
         self.listener = socket.create_server(("127.0.0.1", port))
         self.listener.settimeout(poll_s)
         self.port: int = self.listener.getsockname()[1]
@@ -152,7 +156,10 @@ class TcpServer:
             except OSError:  # the listener was closed
                 return
             self.accepted += 1
-            self.handle(conn)
+            if self.threaded:
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+            else:
+                self.handle(conn)
 
     def close(self, timeout: float = 5.0) -> None:
         self.stopping.set()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
+from tests.helpers import TcpServer
+
 
 class CuttableProxy:
     """Forwards 127.0.0.1:port to 127.0.0.1:target; `cut()` drops every connection and,
@@ -17,33 +19,24 @@ class CuttableProxy:
         self.bytes_down = 0  # target -> client
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._srv = socket.socket()
-        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind(("127.0.0.1", 0))
-        self._srv.listen(16)
-        self.port = self._srv.getsockname()[1]
-        self._closed = False
-        threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
+        self._server = TcpServer(self._connect, name="proxy-accept").start()
+        self.port = self._server.port
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._srv.accept()
-            except OSError:
-                return
-            if self.down:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)  # the connect timeout must not cut idle links
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b, up in ((client, upstream, True), (upstream, client, False)):
-                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
+    def _connect(self, client: socket.socket) -> None:
+        client.settimeout(None)  # accepted from a listener with a timeout
+        if self.down:
+            client.close()
+            return
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)  # the connect timeout must not cut idle links
+        with self._lock:
+            self._conns += [client, upstream]
+        for a, b, up in ((client, upstream, True), (upstream, client, False)):
+            threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
         try:
@@ -73,6 +66,5 @@ class CuttableProxy:
                 pass
 
     def close(self) -> None:
-        self._closed = True
+        self._server.close()
         self.cut()
-        self._srv.close()

@@ -251,3 +251,21 @@ def qnh_from_traffic() -> Scenario:
     fleet.append(_light(0xE4A0FF, "PTNOG", start, legs, gnss_minus_baro_ft=None))
     cfg = {"filter": {"max_height_ft": 8000}}
     return Scenario("qnh", s, tuple(fleet), 330.0, set(), config=cfg, geoid_m=GEOID_M)
+
+
+def first_heard_low() -> Scenario:
+    """Enters coverage already low (out of terrain shadow): first heard at 400 ft above
+    the ground at 100 kt, flies low for a minute past the strip, then climbs away. A
+    low pass (the profile of flying low to stay off radar), not a landing nor lost_low."""
+    s = STRIP
+    lat, lon = offset(s, -4_000.0, 1_000.0)
+    start = Kinematics(lat, lon, s.elevation_ft + 400, gs_kt=100.0, track_deg=90.0)
+    legs = [
+        Straight(70.0),  # low level, past the strip
+        Straight(600.0, climb_fpm=800.0, to_alt_ft=s.elevation_ft + 2500),  # and away
+    ]
+    fleet = (_light(0xE49009, "PTLLF", start, legs),)
+    return Scenario("first-heard-low", s, fleet, 700.0, {"low_pass"})
+
+
+ALL = (*ALL, first_heard_low)

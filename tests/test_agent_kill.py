@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 from agent.outbox import Outbox
 from agent.sim.scenario import demo_frames
 from tests.conftest import REPO
+from tests.helpers import TcpServer
 from tests.mqtt_helpers import Subscriber
 
 
@@ -30,20 +30,8 @@ class AvrFeed:
     def __init__(self) -> None:
         frames, _ = demo_frames(duration_s=120.0)
         self.frames = frames
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        self.server = TcpServer(self._serve, name="avr-feed", threaded=True).start()
+        self.port = self.server.port
 
     def _serve(self, conn: socket.socket) -> None:
         t0 = self.frames[0].rx_time
@@ -60,8 +48,7 @@ class AvrFeed:
             conn.close()
 
     def close(self) -> None:
-        self.closed = True
-        self.srv.close()
+        self.server.close()
 
 
 def test_sigkill_at_random_moments_loses_no_committed_record(broker, tmp_path):

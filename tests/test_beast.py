@@ -152,7 +152,10 @@ class TestEdgeCases:
     def test_junk_between_frames_is_skipped_and_counted(self):
         junk = b"hello\x00\xff"
         pair = b"\x1a\x1a"  # an escaped data byte: the middle of a record we never saw
-        wire = junk + record(DF17) + junk + record(DF11) + pair + record(DF17)
+        # The two DF17 are two receptions (another tick): the same record twice is a
+        # repeat, dropped (TestDoubledLog).
+        later = record(DF17, ticks=24_000_000)
+        wire = junk + record(DF17) + junk + record(DF11) + pair + later
         frames, counts = _decode(wire)
         assert [f.msg for f in frames] == [DF17, DF11, DF17]
         assert counts["beast_resync"] == 3

@@ -343,3 +343,67 @@ def test_a_receiver_that_is_not_there_is_reported_as_unreachable():
     r = check.check_source(f"avr://127.0.0.1:{free_port()}", 0.8)
     assert _states(r) == [("samples", FAIL)]
     assert "could not open or connect" in r[0].detail and "port" in r[0].fix
+
+
+# -- without sudo, and passwords kept off the command line -------------------------------
+
+
+def test_without_sudo_the_installed_config_says_run_with_sudo_not_a_traceback(tmp_path):
+    """/etc/adsb-agent is 0750 root:adsb-agent. Root without the DAC capabilities stands
+    in for a technician's own user: the directory's mode then applies to it too."""
+    etc = tmp_path / "etc-adsb-agent"
+    etc.mkdir()
+    (etc / "agent.toml").write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    etc.chmod(0)
+    script = (
+        "import sys\nfrom pathlib import Path\nimport agent.check as c\n"
+        f"c.DEFAULT_CONFIG = Path({str(etc / 'agent.toml')!r})\n"
+        "sys.exit(c.main(None))\n"
+    )
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    try:
+        run = subprocess.run(
+            [*(drop if os.geteuid() == 0 else []), sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=60,
+        )
+    finally:
+        etc.chmod(0o755)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    first = run.stdout.splitlines()[:2]
+    assert first[0].startswith("FAIL  config") and "Permission denied" in first[0]
+    assert first[1].strip().startswith("fix: run with sudo")
+
+
+def test_the_broker_password_from_a_file_or_the_environment(tmp_path, capsys, monkeypatch):
+    b = _auth_broker(tmp_path)
+    secret = tmp_path / "pw"
+    secret.write_text("s1\n")
+    url = f"mqtt://site-01@127.0.0.1:{b.port}"
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'state_dir = "{tmp_path}"\n[site]\nname = "site-01"\n')
+    try:
+        main(["check", "--config", str(cfg), "--mqtt", url, "--mqtt-password-file", str(secret)])
+        by_file = capsys.readouterr().out
+        monkeypatch.setenv("ADSB_AGENT_MQTT_PASSWORD", "s1")
+        main(["check", "--config", str(cfg), "--mqtt", url])
+        by_env = capsys.readouterr().out
+        monkeypatch.setenv("ADSB_AGENT_MQTT_PASSWORD", "not-s1-xyz")
+        main(["check", "--config", str(cfg), "--mqtt", url])
+        wrong = capsys.readouterr().out
+    finally:
+        b.stop()
+    assert "PASS  broker" in by_file and "connected as site-01" in by_file
+    assert "PASS  broker" in by_env
+    assert "FAIL  broker" in wrong and "refused as site-01" in wrong and "xyz" not in wrong
+
+
+def test_a_malformed_source_url_fails_its_lines_without_a_traceback(capsys):
+    example = str(REPO / "config" / "site-example.toml")
+    assert main(["check", "--config", example, "--source", "beast://[::1"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL  config") and "sources.0: Invalid IPv6 URL" in out
+    assert "FAIL  samples     beast://[::1: not a source URL" in out

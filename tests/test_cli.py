@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 
 from agent.crc import syndrome
-from agent.errors import EXIT_CONFIG
+from agent.errors import EXIT_CONFIG, EXIT_RUNTIME
 from agent.verify import ADDRESS_PARITY_DFS
 from tests.conftest import REPO, shared_data
 from tests.helpers import validate
@@ -109,7 +110,10 @@ def test_replay_with_the_ga_filter_drops_the_airliner():
 def test_garbage_iq_is_counted_not_fatal():
     junk = os.urandom(100_001)  # odd length: a truncated sample at the end
     run = agent("demod", "--rate", "2.4e6", "-", stdin=junk)
-    assert run.returncode == 0
+    # Counted, no traceback; but nothing decoded is exit 1, said on stderr (issue 13).
+    assert run.returncode == EXIT_RUNTIME
+    assert b"Traceback" not in run.stderr
+    assert b"nothing decoded from stdin read as uc8" in run.stderr
     assert b"truncated_bytes=1" in run.stderr
 
 
@@ -153,3 +157,96 @@ def test_demo_also_publishes_to_a_broker(broker, tmp_path):
     printed = _records(run)
     assert sub.wait_for(lambda s: len(s.records()) == len(printed), 15)
     sub.close()
+
+
+def test_version_and_the_help_name_every_command_and_show_defaults():
+    version = agent("--version")
+    assert version.returncode == 0 and version.stdout.decode().strip() == "adsb-agent 0.1.0"
+    top = agent("--help").stdout.decode()
+    for command in ("run", "demo", "check", "status", "tail", "replay", "demod"):
+        assert f"\n    {command} " in top, top
+    assert "ADSB_AGENT_MQTT_PASSWORD" in top and "64 invalid configuration" in top
+    demod = agent("demod", "--help").stdout.decode()
+    assert "*HEX; (AVR)" in top and "(default 2.4e6)" in demod and "(default 3)" in demod
+    status = " ".join(agent("status", "--help").stdout.decode().split())
+    assert "run --status-file FILE" in status
+    for command in ("run", "demo", "check", "tail"):
+        assert "--mqtt-password-file" in agent(command, "--help").stdout.decode()
+
+
+def _into_head(*args: str) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """`adsb-agent ARGS | head -1` through a real pipe, shrunk to one page so the agent
+    is still writing when head has gone (a 64 KiB pipe could swallow all of it)."""
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", *args],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    head = subprocess.Popen(["head", "-1"], stdin=read_end, stdout=subprocess.PIPE)
+    os.close(read_end)
+    os.close(write_end)
+    first, _ = head.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, b"", err), first
+
+
+def test_replay_and_demod_into_head_end_quietly():
+    path = str(shared_data("iq/modes1_2400.uc8"))
+    run, first = _into_head("replay", "--all", path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(first)["type"] in ("position", "event")
+    assert b"Traceback" not in run.stderr and b"BrokenPipe" not in run.stderr
+    assert b"frame_errors" not in run.stderr and b"failed in the pipeline" not in run.stderr
+    run, first = _into_head("demod", path)
+    assert run.returncode == 0, run.stderr
+    assert first.startswith(b"*") and b"BrokenPipe" not in run.stderr
+
+
+def test_a_malformed_broker_url_is_a_configuration_error_not_a_traceback():
+    for url in ("mqtt://u:secret@[::1", "mqtt://[::1:1883", "mqtt://host:99999"):
+        run = agent("run", "--mqtt", url, "--site", "x", "--state-dir", "/nonexistent/x")
+        assert run.returncode == EXIT_CONFIG, run.stderr
+        assert b"Traceback" not in run.stderr and b"mqtt.url" in run.stderr
+        assert b"secret" not in run.stderr  # the password is starred even in a bad URL
+
+
+def test_an_unknown_key_gets_the_nearest_real_one_suggested(tmp_path):
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1"\npasword_file = "/x"\n[site]\ncolour = 1\n')
+    run = agent("run", "--config", str(cfg))
+    assert run.returncode == EXIT_CONFIG
+    assert b"mqtt.pasword_file: unknown key; did you mean 'password_file'?" in run.stderr
+    assert b"site.colour: unknown key\n" in run.stderr + b"\n"  # nothing near: no guess
+
+
+def test_demo_and_run_take_the_broker_password_from_a_file(tmp_path):
+    """`--mqtt-password-file` (not a password in the URL, which `ps` shows)."""
+    from agent import cli
+    from tests.conftest import Broker
+    from tests.mqtt_helpers import Subscriber
+
+    pw = tmp_path / "passwd"
+    pw.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "demo", "d3mo"], check=True)
+    pw.chmod(0o600)
+    b = Broker(tmp_path, f"allow_anonymous false\npassword_file {pw}\n").start()
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("d3mo\n")
+    sub = Subscriber(b.port, "adsb/v1/demo/#", username="demo", password="d3mo")
+    try:
+        url = f"mqtt://demo@127.0.0.1:{b.port}"
+        run = agent(
+            *("demo", "--duration", "120", "--mqtt", url, "--mqtt-password-file", str(secret)),
+            *("--state-dir", str(tmp_path / "state")),
+        )
+        printed = _records(run)
+        assert sub.wait_for(lambda s: len(s.records()) == len(printed), 15)
+    finally:
+        sub.close()
+        b.stop()
+    args = cli._parser().parse_args(["run", "--mqtt", url, "--mqtt-password-file", str(secret)])
+    assert cli._overrides(args)["mqtt"] == {"url": url, "password_file": str(secret)}

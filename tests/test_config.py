@@ -71,3 +71,29 @@ def test_unparseable_toml_and_missing_file_are_config_errors(tmp_path, capsys):
 def test_command_line_overrides_are_validated_too(capsys):
     assert main(["run", "--source", "gopher://x", "--site", "ok"]) == EXIT_CONFIG
     assert "sources" in capsys.readouterr().err
+
+
+def test_an_unknown_key_names_the_nearest_real_one_at_every_level():
+    with pytest.raises(ConfigError) as err:
+        build_config(
+            {
+                "sorces": [],
+                "site": {"nmae": "x", "colour": "red"},
+                "filter": {"max_hieght_ft": 3},
+                "geofence": [{"name": "g", "center": [1, 2], "radius_km": 1, "kepp": True}],
+            }
+        )
+    assert set(err.value.problems) == {
+        "sorces: unknown key; did you mean 'sources'?",
+        "site.nmae: unknown key; did you mean 'name'?",
+        "site.colour: unknown key",
+        "filter.max_hieght_ft: unknown key; did you mean 'max_height_ft'?",
+        "geofence.0.kepp: unknown key; did you mean 'keep'?",
+    }
+
+
+def test_a_malformed_broker_url_is_refused_with_exit_64_not_a_traceback(capsys):
+    for url in ("mqtt://u:p@[::1", "mqtts://[fe80::1"):
+        assert main(["run", "--mqtt", url, "--site", "x", "--state-dir", "/nonexistent"]) == 64
+        err = capsys.readouterr().err
+        assert "mqtt.url:" in err and "IPv6: mqtt://[::1]:1883" in err and ":p@" not in err

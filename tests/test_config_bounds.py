@@ -67,3 +67,11 @@ def test_run_with_an_infinite_outbox_age_exits_64(tmp_path, capsys):
     conf.write_text('sources = ["beast://127.0.0.1:1"]\n[outbox]\nmax_age_h = inf\n')
     assert main(["run", "--config", str(conf)]) == EXIT_CONFIG
     assert "outbox.max_age_h" in capsys.readouterr().err
+
+
+def test_site_geoid_option_reaches_the_validated_config(tmp_path, capsys):
+    empty = tmp_path / "empty.avr"
+    empty.write_text("")
+    argv = ["replay", "--format", "avr", "--site-geoid-m", "500", str(empty)]
+    assert main(argv) == EXIT_CONFIG  # 500 m is no geoid height: refused with the rest
+    assert "site.geoid_m" in capsys.readouterr().err

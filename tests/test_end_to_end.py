@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 
 from tests.conftest import REPO, shared_data
-from tests.helpers import validate
+from tests.helpers import TcpServer, validate
 from tests.mqtt_helpers import Subscriber
 
 
@@ -20,26 +19,18 @@ class BeastServer:
 
     def __init__(self, data: bytes):
         self.data = data
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(4)
-        self.port = self.srv.getsockname()[1]
         self.clients: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.server = TcpServer(self._serve, name="beast-server").start()
+        self.port = self.server.port
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.clients.append(conn)
-            conn.sendall(self.data)
+    def _serve(self, conn: socket.socket) -> None:
+        self.clients.append(conn)
+        conn.sendall(self.data)
 
     def close(self) -> None:
         for c in self.clients:
             c.close()
-        self.srv.close()
+        self.server.close()
 
 
 def test_run_publishes_schema_valid_positions_from_a_beast_feed(broker, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from pathlib import Path
 
@@ -140,3 +141,16 @@ def test_bad_arguments_raise_source_error(tmp_path: Path) -> None:
         IqFileSource(str(path), fmt="cs8")
     with pytest.raises(SourceError):
         IqFileSource(str(path), rate=1.0e6)
+
+
+def test_beast_bytes_read_as_iq_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        src = IqFileSource(str(shared_data("beast/traffic_sample_dump1090.bin")), rate=2.4e6)
+        assert _hexes(src) == []
+    assert "no valid uc8 frame" in caplog.text and "try format beast" in caplog.text
+
+
+def test_a_real_recording_is_not_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert _hexes(IqFileSource(str(shared_data(MODES1_24)), rate=2.4e6))
+    assert "no valid" not in caplog.text

@@ -177,3 +177,30 @@ def test_mqtt_311_option_delivers_too(broker, tmp_path):
     assert sub.wait_for(lambda s: len(s.records()) == 5)
     pub.close()
     sub.close()
+
+
+def test_a_closed_stdout_beside_mqtt_is_left_behind_not_fatal(caplog):
+    """`run --stdout | head` with a broker: the feed to the broker must go on."""
+    import contextlib
+    import os
+
+    import pytest
+
+    from agent.errors import OutputClosed
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left
+    stream = os.fdopen(write_end, "w", buffering=1)
+    try:
+        secondary = StdoutPublisher(stream, essential=False)
+        secondary.publish({"type": "event", "n": 1})
+        secondary.publish({"type": "event", "n": 2})
+        assert secondary.closed and secondary.counts["not_printed_closed"] == 2
+        assert "closed by its reader" in caplog.text
+        secondary.close()
+        only = StdoutPublisher(stream)  # stdout is what the command is for: it ends
+        with pytest.raises(OutputClosed):
+            only.publish({"type": "event", "n": 3})
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stream.close()

@@ -22,8 +22,8 @@ from agent.frame import Frame
 from agent.pipeline import Pipeline
 from agent.service import Notifier, ServiceMonitor, pipeline_probe
 from tests import sandbox
-from tests.conftest import REPO, free_port
-from tests.helpers import wait_until
+from tests.conftest import REPO
+from tests.helpers import TcpServer, wait_until
 
 # A DF17 identification frame (ICAO 4840D6, callsign KLM1023) from "The 1090 MHz Riddle".
 DF17 = "8D4840D6202CC371C32CE0576098"
@@ -126,34 +126,23 @@ class AvrServer:
     """An AVR text server (dump1090 port 30002) the test can pause."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self.feeding = threading.Event()
         self.feeding.set()
-        self.closed = threading.Event()
-        self.srv = socket.create_server(("127.0.0.1", self.port))
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.server = TcpServer(self._serve, name="avr-server").start()
+        self.port = self.server.port
 
-    def _serve(self) -> None:
-        self.srv.settimeout(0.2)
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.srv.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                while not self.closed.is_set():
-                    if self.feeding.is_set():
-                        try:
-                            conn.sendall(f"*{DF17};\n".encode())
-                        except OSError:
-                            break
-                    time.sleep(0.05)
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            while not self.server.stopping.is_set():
+                if self.feeding.is_set():
+                    try:
+                        conn.sendall(f"*{DF17};\n".encode())
+                    except OSError:
+                        break
+                time.sleep(0.05)
 
     def close(self) -> None:
-        self.closed.set()
-        self.thread.join(2)
-        self.srv.close()
+        self.server.close()
 
 
 def test_run_under_a_notify_socket_says_ready_pings_only_on_progress_and_stopping(tmp_path):

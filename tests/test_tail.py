@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.cli import main
@@ -14,6 +19,7 @@ from agent.outputs.mqtt import MqttPublisher
 from agent.records import event_record, position_record
 from agent.tail import describe, run_tail
 from agent.track import Aircraft
+from tests.conftest import REPO, Broker, free_port
 from tests.helpers import located_aircraft
 
 
@@ -214,3 +220,184 @@ def test_tail_and_the_publisher_agree_on_every_topic_under_any_prefix(broker, tm
     assert not [line for line in shown if prefix in line]  # no "unknown topic" lines
     for site in ("site-a", "site-b"):
         assert any(f"{site}  status: online" in line for line in shown)
+
+
+def test_control_characters_from_a_site_are_shown_escaped_never_sent_raw(broker):
+    """Any site that can publish reaches the operator's terminal: an ESC sequence (here
+    one that would retitle the window) and C1 controls must arrive as visible text."""
+    import paho.mqtt.publish as publish
+
+    tail = Tail(MqttConfig(url=broker.url), None)
+    event = {
+        "ts": 1767225600,
+        "site": "s",
+        "icao": "E40001",
+        "callsign": "\x1b]0;pwned\x07",
+        "event": "track_start\x9b2J",
+    }
+    try:
+        publish.multiple(
+            [
+                ("adsb/v1/site-01/events", json.dumps(event)),
+                ("adsb/v1/site-01/status", b"online\x1b[2J\r\n"),
+            ],
+            hostname="127.0.0.1",
+            port=broker.port,
+        )
+        tail.wait_for("EVENT track_start")
+        tail.wait_for("status: online")
+    finally:
+        tail.close()
+    text = tail.out.getvalue()
+    assert not any(ch in text for ch in "\x1b\x07\x9b\r"), repr(text)
+    assert "\\x1b]0;pwned\\x07" in text and "track_start\\x9b2J" in text
+    assert "online\\x1b[2J\\x0d\\x0a" in text
+    # mosquitto refuses control characters in topics; tail escapes them all the same.
+    (line,) = describe("adsb/v1/x\x1bq/\x85odd", b'"red"\r\n')
+    assert line.endswith('adsb/v1/x\\x1bq/\\x85odd: "red"\\x0d\\x0a')
+
+
+def _tail_process(*args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", "tail", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+    )
+
+
+def test_a_wildcard_or_illegal_site_is_refused_at_once():
+    for site in ("#", "+", "a/b", "", "x\x1b"):
+        run = subprocess.run(
+            [sys.executable, "-m", "agent", "tail", "--mqtt", "mqtt://127.0.0.1:1", "--site", site],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=30,  # it used to subscribe to adsb/v1/#/# and hang
+        )
+        assert run.returncode == 2, (site, run.stdout, run.stderr)
+        assert "is not a site name" in run.stdout and "\x1b" not in run.stdout
+
+
+def _reasons(cfg: MqttConfig, wanted: str, attempts: Callable[[], int] | None = None) -> list[str]:
+    """run_tail's lines until `wanted` shows (and, given `attempts`, until the broker saw
+    a second attempt, so a repeated line would have shown too)."""
+    out = io.StringIO()
+    stop = threading.Event()
+    t = threading.Thread(target=run_tail, args=(cfg, None, stop), kwargs={"out": out})
+    t.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if wanted in out.getvalue() and (attempts is None or attempts() >= 2):
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(10)
+    return out.getvalue().splitlines()
+
+
+def test_tail_says_why_it_cannot_connect_once_per_reason(broker):
+    refused = _reasons(MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}"), "connection refused")
+    assert refused[0].startswith("-- cannot connect to 127.0.0.1:")
+    assert "connection refused (nothing listens on port" in refused[0]
+    unknown = _reasons(MqttConfig(url="mqtt://no-such-host.invalid:1883"), "unknown host")
+    assert "unknown host 'no-such-host.invalid'" in unknown[0]
+
+    def attempts() -> int:
+        return broker.log.read_text(errors="replace").count("New connection from")
+
+    tls = _reasons(MqttConfig(url=f"mqtts://127.0.0.1:{broker.port}"), "TLS", attempts)
+    assert attempts() >= 2
+    assert len(tls) == 1 and "TLS handshake failed" in tls[0], tls
+    assert f"is {broker.port} a TLS port?" in tls[0]
+
+
+def _password_broker(d: Path) -> Broker:
+    pw = d / "passwd"
+    pw.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "site-01", "s3cret"], check=True)
+    pw.chmod(0o600)
+    return Broker(d, f"allow_anonymous false\npassword_file {pw}\n").start()
+
+
+def _wait_subscribed(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    try:
+        line = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return line
+
+
+def test_the_password_comes_from_a_file_or_the_environment_not_the_url(tmp_path):
+    """A password in --mqtt shows in `ps`: a file or an environment variable does not."""
+    b = _password_broker(tmp_path)
+    url = f"mqtt://site-01@127.0.0.1:{b.port}"
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret\n")
+    try:
+        by_file = _wait_subscribed(
+            _tail_process("--mqtt", url, "--site", "site-01", "--mqtt-password-file", str(secret))
+        )
+        by_env = _wait_subscribed(
+            _tail_process("--mqtt", url, "--site", "site-01", ADSB_AGENT_MQTT_PASSWORD="s3cret")
+        )
+        wrong = _wait_subscribed(
+            _tail_process("--mqtt", url, "--site", "site-01", ADSB_AGENT_MQTT_PASSWORD="nope")
+        )
+    finally:
+        b.stop()
+    assert by_file.startswith("-- subscribed to adsb/v1/site-01/#"), by_file
+    assert by_env.startswith("-- subscribed to adsb/v1/site-01/#"), by_env
+    assert "refused" in wrong and "s3cret" not in wrong
+
+
+def test_at_a_terminal_tail_asks_for_the_password(tmp_path):
+    import pty
+
+    b = _password_broker(tmp_path)
+    url = f"mqtt://site-01@127.0.0.1:{b.port}"
+    main_fd, sub_fd = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "tail", "--site", "site-01", "--mqtt", url],
+        stdin=sub_fd,
+        stdout=sub_fd,
+        stderr=sub_fd,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        start_new_session=True,
+    )
+    os.close(sub_fd)
+    seen = b""
+    try:
+        seen = _read_until(main_fd, b"Password", seen)
+        assert b"MQTT password for site-01 at 127.0.0.1:" in seen
+        os.write(main_fd, b"s3cret\n")
+        seen = _read_until(main_fd, b"-- subscribed", seen)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        os.close(main_fd)
+        b.stop()
+    assert b"s3cret" not in seen  # not echoed
+    assert b"-- subscribed to adsb/v1/site-01/#" in seen
+
+
+def _read_until(fd: int, text: bytes, seen: bytes, timeout: float = 20.0) -> bytes:
+    import select
+
+    deadline = time.monotonic() + timeout
+    while text.lower() not in seen.lower():
+        left = deadline - time.monotonic()
+        assert left > 0, seen
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            seen += os.read(fd, 4096)
+    return seen

@@ -3,15 +3,20 @@
 Events (each at most once per episode, with the tags that locate it):
 - `landing` / `takeoff`: ground contact after flight / flight after ground, tagged
   with the configured strip, the known aerodrome, or `away_from_aerodromes`;
-- `low_pass`: down below LOW_PASS_AGL_FT at speed and up again without landing;
+- `low_pass`: below LOW_PASS_AGL_FT at speed and up again without landing, either
+  come down from above or first heard low (out of terrain shadow) and flying low for
+  LOW_LEVEL_MIN_S: flying low to stay off radar is the profile;
 - `loiter`: circling (>= 360 deg of turn) within LOITER_RADIUS_KM for LOITER_MIN_S,
   away from known aerodromes (circuits there are routine);
-- `lost_low`: the track ended airborne below LOST_LOW_AGL_FT, well inside radio
-  coverage for that height and without fading first: a landing out of sight or a
-  transponder switched off;
+- `lost_low`: the track ended airborne below LOST_LOW_AGL_FT, inside radio coverage
+  for that height, named by how it ended: `likely:landing` when last heard descending
+  below FINAL_AGL_FT (it fades because it descends: the fading and 60 % coverage rules
+  that keep aircraft leaving coverage quiet do not apply), else
+  `likely:transponder_off` when well inside coverage and not fading first;
 - `night_flight`: airborne with the sun below -6 deg at the aircraft;
 - `country_mismatch`: registration-like callsign of another state than the address;
-- `unlocated_contact`: heard for a while (Mode S only) but never located.
+- `unlocated_contact`: a Mode S-only contact (no extended squitter heard) heard a
+  handful of times (UNLOCATED_MIN_MESSAGES over UNLOCATED_MIN_S), never located.
 
 The kinds are agent.schema.EventKind members, declared there with the pipeline's own
 (`track_start`, `track_end`, `emergency_squawk`).
@@ -41,6 +46,15 @@ LOW_PASS_AGL_FT = 500.0
 LOW_PASS_MIN_SPEED_KT = 30.0
 LOW_PASS_CLIMB_FT = 300.0  # back up this much above the lowest point
 LOST_LOW_AGL_FT = 1500.0
+# Last heard below this and descending: an approach (to a strip, an aerodrome or a
+# field), so the loss is most likely the landing itself, below the radio horizon.
+FINAL_AGL_FT = 500.0
+DESCENDING_FPM = -200  # vertical rate at or below this is a descent
+DESCENT_WINDOW_S = 30.0  # or this much height lost over the last DESCENT_WINDOW_S...
+DESCENT_MIN_FT = 100.0  # ...of at least this many feet
+# First heard already low and fast: a low pass once it has flown low this long (a
+# climb-out first heard low leaves the band within seconds).
+LOW_LEVEL_MIN_S = 30.0
 # "Well inside coverage": closer than this share of the radio horizon for that height,
 # and still heard at this share of its usual message rate in its last RATE_WINDOW_S:
 # an aircraft fading out at the edge of coverage is heard less and less before it is
@@ -51,8 +65,10 @@ ABRUPT_RATE_SHARE = 0.5
 LOITER_RADIUS_KM = 3.0
 LOITER_MIN_S = 180.0
 LOITER_CHECK_S = 5.0  # the window is re-examined this often, not on every position
-UNLOCATED_MIN_MESSAGES = 20
-UNLOCATED_MIN_S = 30.0
+# A Mode S-only light aircraft is interrogated a few times per radar sweep (every
+# 4-12 s): a handful of replies over ten seconds is already a contact worth reporting.
+UNLOCATED_MIN_MESSAGES = 5
+UNLOCATED_MIN_S = 10.0
 # Height of the uncertainty above which a height is too vague for ground decisions.
 _TRUSTED_UNCERTAINTY_FT = 200.0
 _M_PER_FT = 0.3048
@@ -76,6 +92,18 @@ def _fading(heard: deque[tuple[float, int]]) -> bool:
     return rates[-1] < ABRUPT_RATE_SHARE * max(rates)
 
 
+def _descending(ac: Aircraft, st: _State) -> bool:
+    """Last heard going down: by its vertical rate, or by the heights of its last
+    DESCENT_WINDOW_S (the rate is missing or stale on some light transponders)."""
+    if ac.vrate_fpm is not None and ac.vrate_fpm <= DESCENDING_FPM:
+        return True
+    if not st.heights:
+        return False
+    t_last, last = st.heights[-1]
+    window = [h for t, h in st.heights if t >= t_last - DESCENT_WINDOW_S]
+    return max(window) - last >= DESCENT_MIN_FT
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     kind: EventKind
@@ -88,7 +116,11 @@ class _State:
     on_ground: bool | None = None
     was_airborne: bool = False
     low_min_agl: float | None = None  # lowest point of a pass in progress
+    # First heard low and fast: since when, and the last time it still was.
+    low_level_since: float | None = None
+    low_level_last: float = 0.0
     prev_agl: float | None = None
+    heights: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=200))
     path: deque[tuple[float, float, float, float | None]] = field(
         default_factory=lambda: deque(maxlen=2000)
     )
@@ -143,10 +175,14 @@ class TrackAnalyst:
             st.on_ground = ground
             if not ground:
                 st.was_airborne = True
+        first_height = not st.heights  # first heard: nothing of its past is known
+        if agl is not None:
+            st.heights.append((now, agl))
         if ground:
             st.low_min_agl = None  # it landed: what came before was an approach
+            st.low_level_since = None
         elif trusted and agl is not None:
-            self._low_pass(ac, st, agl, now, here, events)
+            self._low_pass(ac, st, agl, now, here, events, first_height)
         if "night" not in st.once and not ground and is_night(ac.lat, ac.lon, now):
             st.once.add("night")
             events.append(Event(EventKind.NIGHT_FLIGHT, now, here))
@@ -182,19 +218,31 @@ class TrackAnalyst:
         now: float,
         here: tuple[str, ...],
         events: list[Event],
+        first_height: bool,
     ) -> None:
         fast = ac.gs_kt is not None and ac.gs_kt >= LOW_PASS_MIN_SPEED_KT
+        low = agl < LOW_PASS_AGL_FT and fast
+        if low and first_height:
+            st.low_level_since = now  # first heard already low: out of terrain shadow
         came_down = st.low_min_agl is not None or (
             st.prev_agl is not None and st.prev_agl >= LOW_PASS_AGL_FT
         )
         st.prev_agl = agl
-        if agl < LOW_PASS_AGL_FT and fast and came_down:  # a climb-out is not a pass
+        if low and (came_down or st.low_level_since is not None):
             st.low_min_agl = agl if st.low_min_agl is None else min(st.low_min_agl, agl)
+            if st.low_level_since is not None:
+                st.low_level_last = now
         elif st.low_min_agl is not None and agl >= st.low_min_agl + LOW_PASS_CLIMB_FT:
-            if st.on_ground is not True:
+            # A climb-out first heard low is not a pass; low-level flight is.
+            sustained = (
+                st.low_level_since is None
+                or st.low_level_last - st.low_level_since >= LOW_LEVEL_MIN_S
+            )
+            if st.on_ground is not True and sustained:
                 tags = (*here, f"min_agl_ft:{round(st.low_min_agl)}")
                 events.append(Event(EventKind.LOW_PASS, now, tags))
             st.low_min_agl = None
+            st.low_level_since = None
 
     def _loiter(
         self, ac: Aircraft, st: _State, now: float, here: tuple[str, ...], events: list[Event]
@@ -226,12 +274,19 @@ class TrackAnalyst:
         if (
             "unlocated" in st.once
             or ac.lat is not None
+            or ac.adsb
             or ac.messages < UNLOCATED_MIN_MESSAGES
             or now - ac.first_seen < UNLOCATED_MIN_S
         ):
             return None
         st.once.add("unlocated")
         return Event(EventKind.UNLOCATED_CONTACT, now, ("mode_s_only",))
+
+    def forget_unlocated(self, icao: str) -> None:
+        """The contact was not reported after all: it may be on its next reply."""
+        st = self._tracks.get(icao)
+        if st is not None:
+            st.once.discard("unlocated")
 
     def end(self, ac: Aircraft, now: float) -> list[Event]:
         """Events at the end of a track (silence), then forget it."""
@@ -241,11 +296,15 @@ class TrackAnalyst:
         agl = ac.height.agl_ft
         if st.on_ground is not False or agl >= LOST_LOW_AGL_FT:
             return []
+        # Descending on final: it fades because it descends, not because it leaves.
+        final = agl < FINAL_AGL_FT and _descending(ac, st)
         if self.site is not None:
             dist = haversine_km(self.site[0], self.site[1], ac.lat, ac.lon)
-            if dist > COVERAGE_SHARE * radio_horizon_km(self.antenna_m, agl * _M_PER_FT):
+            horizon = radio_horizon_km(self.antenna_m, agl * _M_PER_FT)
+            if dist > (horizon if final else COVERAGE_SHARE * horizon):
                 return []  # it may simply have flown out of range
-        if _fading(st.heard):
+        if not final and _fading(st.heard):
             return []  # heard less and less before the end: the edge of coverage
-        tags = (*self.place_tags(ac.lat, ac.lon), f"last_agl_ft:{round(agl)}")
+        likely = "likely:landing" if final else "likely:transponder_off"
+        tags = (*self.place_tags(ac.lat, ac.lon), f"last_agl_ft:{round(agl)}", likely)
         return [Event(EventKind.LOST_LOW, now, tags)]

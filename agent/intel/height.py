@@ -9,6 +9,11 @@ Best source first: the aircraft's own GNSS height; else barometric altitude corr
 with the configured QNH; else corrected with the offset estimated from other aircraft
 that send both altitudes (the median of their GNSS-minus-baro, which absorbs QNH and
 temperature); else raw pressure altitude with a wide uncertainty.
+
+A height is never below the ground: pressure altitude on a high-pressure day, a
+site elevation a little off or an unset geoid put an aircraft on short final tens of
+feet "under" the runway. Such a figure is published as 0 (on the ground or just
+above it) with its uncertainty unchanged, so a consumer still sees how far to trust it.
 """
 
 from __future__ import annotations
@@ -123,4 +128,5 @@ class HeightModel:
             if elev is not None:
                 ground, ground_src = elev, "terrain"
         value, source = msl
-        return Height(round(value - ground), source, _UNCERTAINTY_FT[source], ground_src)
+        agl = max(round(value - ground), 0)  # nothing flies below the ground
+        return Height(agl, source, _UNCERTAINTY_FT[source], ground_src)

@@ -5,7 +5,9 @@ peers).
 An output gets each selected record (`publish`) and, if it wants them, every frame the
 CRC gate accepted (`on_frame`: the raw feeds, Beast/AVR/SBS, re-serve frames rather than
 records). An output with a link to a far end (a broker) says how that link is through
-`link_state()`; the service monitor colours the status file from it.
+`link_state()`; the service monitor colours the status file from it. An output that
+needs decoded fields (SBS) takes them from `on_decoded`; one with something else to
+show in the status file (clients of a raw feed) says it through `component()`.
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ class Output(ABC):
 
     def on_frame(self, frame: Frame) -> None:  # noqa: B027 - a tap most outputs ignore
         """Every frame the CRC gate accepted, before decoding; ignored unless overridden."""
+
+    def on_decoded(self, frame: Frame, fields: dict[str, Any]) -> None:  # noqa: B027
+        """Every decoded frame with the decoder's fields (after tracking and selection),
+        for feeds that need them (SBS); ignored unless overridden."""
+
+    def component(self) -> tuple[str, str, str] | None:
+        """(name, colour, message) for the status file, for an output without a broker
+        link that still has something to show (the raw feeds' clients); None if not."""
+        return None
 
     def link_state(self) -> LinkState | None:
         """The link to the far end, or None for an output without one (stdout)."""

@@ -110,10 +110,11 @@ class MqttPublisher(Output):
         self._batch: list[Row] = []
         self._batch_started = 0.0
         self._epoch = 0
-        # The agent's one stop event: once set, the thread sends what it can within
-        # `drain_s` (close() sets it from its timeout) and says `stopped`.
+        # The agent's one stop event: once it is set and close() is called, the thread
+        # sends what it can within `drain_s` (close()'s timeout) and ends.
         self._stop = stop if stop is not None else threading.Event()
         self.drain_s = 5.0
+        self._closing = False  # close() was called: drain, then end the thread
         self.clock = clock
         self._wake = threading.Event()
         self._queue = DeliveryQueue(outbox, cfg.drain_rate)
@@ -223,7 +224,9 @@ class MqttPublisher(Output):
         next_expire = next_upkeep = 0.0
         drain_until: float | None = None
         while True:
-            if self._stop.is_set():  # stopping: send what is left, for a while
+            # Stopping: the pipeline may still hand over its last records until the
+            # App closes this output; from then on, send what is left for a while.
+            if self._stop.is_set() and self._closing:
                 if drain_until is None:
                     drain_until = time.monotonic() + self.drain_s
                 if self.drained() or not self.connected.is_set() or time.monotonic() >= drain_until:
@@ -471,8 +474,8 @@ class MqttPublisher(Output):
 
         Rows not acknowledged stay in the outbox for the next start.
         """
-        if not self._stop.is_set():
-            self.drain_s = timeout
+        self.drain_s = timeout
+        self._closing = True
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():

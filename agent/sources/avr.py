@@ -49,7 +49,8 @@ class AvrDecoder(FrameDecoder):
 
     Counters: frames, mode_ac, avr_garbage (no known prefix or no ';'), avr_bad_hex,
     avr_bad_length, avr_df_length_mismatch, avr_overlong (no line end within
-    MAX_LINE bytes), avr_partial_dropped (unfinished line at reset).
+    MAX_LINE bytes), avr_partial_dropped (unfinished line at reset), duplicate_records
+    (a timed line repeated with its ticks: a doubled log, see stream.RecordMemory).
 
     Args:
         source: name put in every Frame.
@@ -85,9 +86,7 @@ class AvrDecoder(FrameDecoder):
             if len(line) > MAX_LINE:  # arrived whole: same verdict as when it was split
                 self.counts["avr_overlong"] += 1
                 continue
-            frame = self._line(line, wall)
-            if frame is not None:
-                out.append(frame)
+            self._line(out, line, wall)
         del buf[:pos]
         if len(buf) > MAX_LINE:
             if not self._discarding:
@@ -97,23 +96,24 @@ class AvrDecoder(FrameDecoder):
         return out
 
     def finish(self) -> list[Frame]:
-        """End of input: a last line without a line end still counts."""
+        """End of input: a last line without a line end still counts; a replay releases
+        the frame its timer may hold (stream.ReplayTimer)."""
         out = self.feed(b"\n")
         self._discarding = False
-        return out
+        return out + self._release_held()
 
-    def _line(self, line: bytes, wall: float) -> Frame | None:
+    def _line(self, out: list[Frame], line: bytes, wall: float) -> None:
         text = line.strip()
         if not text:
-            return None
+            return
         m = _LINE.match(text)
         if m is None:
             self.counts["avr_garbage"] += 1
-            return None
+            return
         prefix, digits = m.group(1), m.group(2)
         if not _HEX.fullmatch(digits):
             self.counts["avr_bad_hex"] += 1
-            return None
+            return
         ticks: int | None = None
         level: int | None = None
         if prefix in b"@%<":
@@ -124,18 +124,16 @@ class AvrDecoder(FrameDecoder):
                 digits = digits[_SIGNAL_DIGITS:]
         if len(digits) == _MODE_AC_DIGITS:
             self.counts["mode_ac"] += 1
-            return None
+            return
         if len(digits) not in _FRAME_DIGITS:
             self.counts["avr_bad_length"] += 1
-            return None
+            return
         msg = bytes.fromhex(digits.decode("ascii"))
         if not length_matches_df(msg):
             self.counts["avr_df_length_mismatch"] += 1
-            return None
-        rx_time = self._replay.at(ticks) if self._replay is not None else wall
-        self.counts["frames"] += 1
+            return
         dbfs = signal_dbfs(level) if level is not None else None
-        return Frame(msg, rx_time, dbfs, self.source, ticks)
+        self._emit(out, msg, ticks, dbfs, m.group(2), wall)
 
 
 class AvrFileSource(RecordingSource):
@@ -149,6 +147,8 @@ class AvrFileSource(RecordingSource):
         name: source name for frames and logs (default: the path, or 'stdin').
         start_time: rx_time of the first frame.
     """
+
+    FORMAT = "avr"
 
     def make_decoder(self) -> AvrDecoder:
         return AvrDecoder(self.name, start_time=self.start_time, counts=self.counts)

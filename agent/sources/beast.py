@@ -84,7 +84,9 @@ class BeastDecoder(FrameDecoder):
     Counters: frames, mode_ac, beast_status (status/position records skipped),
     beast_resync (times sync was lost), beast_junk_bytes, beast_bad_type (0x1a followed
     by an unknown type byte), beast_truncated (record cut short by the next one),
-    beast_df_length_mismatch, beast_partial_dropped (unfinished record at reset/EOF).
+    beast_df_length_mismatch, beast_partial_dropped (unfinished record at reset/EOF),
+    duplicate_records (a record repeated with its ticks: a doubled log, see
+    stream.RecordMemory).
 
     Args:
         source: name put in every Frame.
@@ -95,6 +97,7 @@ class BeastDecoder(FrameDecoder):
     """
 
     PARTIAL_COUNTER = "beast_partial_dropped"
+    VALID_COUNTERS = ("frames", "mode_ac", "beast_status", "duplicate_records")
 
     def _clear_sync(self) -> None:
         # True while skipping junk, so one lost-sync episode counts one resync.
@@ -139,17 +142,16 @@ class BeastDecoder(FrameDecoder):
                 continue
             i = end
             self._lost = False
-            frame = self._frame(kind, body, wall)
-            if frame is not None:
-                out.append(frame)
+            self._record(out, kind, body, wall)
         del buf[:i]
         return out
 
     def finish(self) -> list[Frame]:
         """End of input. A Beast record is emitted as soon as it is complete, so what
-        is left is a cut-off record: counted and dropped."""
+        is left is a cut-off record: counted and dropped. A replay releases the frame
+        its timer may hold (stream.ReplayTimer)."""
         self.reset()
-        return []
+        return self._release_held()
 
     def _skip(self, nbytes: int) -> None:
         self.counts["beast_junk_bytes"] += nbytes
@@ -157,21 +159,19 @@ class BeastDecoder(FrameDecoder):
             self._lost = True
             self.counts["beast_resync"] += 1
 
-    def _frame(self, kind: int, body: bytes, wall: float) -> Frame | None:
+    def _record(self, out: list[Frame], kind: int, body: bytes, wall: float) -> None:
         if kind == TYPE_MODE_AC:
             self.counts["mode_ac"] += 1
-            return None
+            return
         if kind not in (TYPE_SHORT, TYPE_LONG):
             self.counts["beast_status"] += 1
-            return None
+            return
         msg = body[_HEADER:]
         if not length_matches_df(msg):
             self.counts["beast_df_length_mismatch"] += 1
-            return None
+            return
         ticks = real_ticks(int.from_bytes(body[:6], "big"))
-        rx_time = self._replay.at(ticks) if self._replay is not None else wall
-        self.counts["frames"] += 1
-        return Frame(msg, rx_time, signal_dbfs(body[6]), self.source, ticks)
+        self._emit(out, msg, ticks, signal_dbfs(body[6]), body, wall)
 
 
 class BeastFileSource(RecordingSource):
@@ -182,6 +182,8 @@ class BeastFileSource(RecordingSource):
         name: source name for frames and logs (default: the path, or 'stdin').
         start_time: rx_time of the first timed frame; the rest follow the ticks.
     """
+
+    FORMAT = "beast"
 
     def make_decoder(self) -> BeastDecoder:
         return BeastDecoder(self.name, start_time=self.start_time, counts=self.counts)

@@ -4,7 +4,8 @@ Bytes are read in blocks of `block_samples` samples; a read that ends inside a s
 (pipes return what they have) keeps the partial sample for the next read, so only a
 truncated *end* of input is lost, and it is counted (`truncated_bytes`), never raised.
 Receive times come from the sample count: start_time + sample_index / rate, so a replay
-ages tracks exactly as the recording did.
+ages tracks exactly as the recording did. Bytes that look like Beast or AVR rather than
+samples, with no frame in the first block, are warned about (sniff.FormatCheck).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agent.demod.iq import BYTES_PER_SAMPLE, CONVERTERS
 from agent.errors import SourceError
 from agent.frame import Frame
 from agent.sources.options import iq_demodulator
+from agent.sources.sniff import FormatCheck
 from agent.verify import FrameVerifier
 
 # How long a read of standard input may block before `stop` is looked at again.
@@ -80,6 +82,8 @@ class IqFileSource:
         """Yield verified frames in receive order until the input ends or `stop` is set."""
         width = BYTES_PER_SAMPLE[self.fmt]
         pending = b""
+        check = FormatCheck(self.name, self.fmt)
+        found = 0
         for chunk in self._chunks(stop):
             data = pending + chunk if pending else chunk
             usable = len(data) - len(data) % width
@@ -87,11 +91,16 @@ class IqFileSource:
             if not usable:
                 continue
             self.counts["samples"] += usable // width
-            yield from self._judged(self.demod.process_raw(memoryview(data)[:usable], self.fmt))
+            frames = self._judged(self.demod.process_raw(memoryview(data)[:usable], self.fmt))
+            found += len(frames)
+            check.feed(chunk, found)
+            yield from frames
         if pending:
             self.counts["truncated_bytes"] += len(pending)
         if not stop.is_set():
-            yield from self._judged(self.demod.flush())
+            frames = self._judged(self.demod.flush())
+            check.finish(found + len(frames))
+            yield from frames
 
     def _judged(self, frames: list[Frame]) -> list[Frame]:
         return frames if self._gate is None else self._gate.judged(frames)
