@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import grp
+import logging
 import os
 import shutil
 import socket
@@ -291,12 +292,18 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
             failure.append(f"{type(err).__name__}: {err}")
 
     reader = threading.Thread(target=consume, name="check-source", daemon=True)
+    said = _SourceWarnings()
+    source_log = logging.getLogger("agent.sources")
+    source_log.addHandler(said)
     started = time.monotonic()
-    reader.start()
-    reader.join(listen_s)
-    elapsed = time.monotonic() - started
-    stop.set()
-    reader.join(2.0)
+    try:
+        reader.start()
+        reader.join(listen_s)
+        elapsed = time.monotonic() - started
+        stop.set()
+        reader.join(2.0)
+    finally:
+        source_log.removeHandler(said)
     counts = dict(src.counts)
     if failure:
         return [Result("samples", FAIL, f"{url}: {failure[0]}")]
@@ -312,7 +319,8 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
                 Result(
                     "samples",
                     FAIL,
-                    f"{url}: could not open or connect ({tries} attempts in {elapsed:.1f} s)",
+                    f"{url}: could not open or connect ({tries} attempts in {elapsed:.1f} s)"
+                    + (f"; the source said: {said.first}" if said.first else ""),
                     spec.kind.cannot_open_fix,
                 )
             ]
@@ -329,6 +337,18 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
     if noise is not None:
         out.append(judge_noise(noise))
     return out
+
+
+class _SourceWarnings(logging.Handler):
+    """Keeps the first warning a source logs (why it cannot open, in its words)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.first is None:
+            self.first = record.getMessage()
 
 
 def _noise_floor(src: Any) -> float | None:
@@ -656,7 +676,9 @@ def run_checks(
     )
     results.append(cfg_result)
     results += check_dongle(cfg, places.sysfs, places.dev)
-    for url in sources or []:
+    # The sources given on the command line, else the configured ones (what would run).
+    urls = list(sources) if sources else [s.url for s in cfg.sources] if cfg is not None else []
+    for url in urls:
         results += check_source(url, listen_s)
     if cfg is not None:
         results.append(check_broker(cfg, credential=places.credential, ask_password=ask_password))

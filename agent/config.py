@@ -245,6 +245,8 @@ class LimiterConfig(_Model):
 
 class TrackConfig(_Model):
     expire_s: float = Field(default=60.0, gt=0, le=3600)
+    # Bound on the track table (agent/track.py DEFAULT_MAX_AIRCRAFT: why).
+    max_aircraft: int = Field(default=20_000, ge=100, le=1_000_000)
 
 
 class HttpConfig(_Model):

@@ -28,6 +28,14 @@ _FRAME_KEYS = ("frames",)
 _FRAME_PREFIXES = ("accepted_df",)
 # Source counters that count failed attempts to reach the input.
 _FAILURE_KEYS = ("connect_failed", "open_failed", "device_lost", "disconnects")
+# Source counters of failed opens and of opens (devices; network feeds).
+_OPEN_FAILED_KEYS = ("open_failed", "connect_failed")
+_OPENED_KEYS = ("opens", "connects")
+# A source that failed to open and never opened is red this long after start (a dongle
+# still enumerating at boot may fail its first open; amber until then).
+NEVER_OPENED_RED_S = 15.0
+# How long a link stays amber after the broker refused a record that was set aside.
+SET_ASIDE_AMBER_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class HealthJudge:
         self._started = started
         self._sources: dict[str, _SourceState] = {}
         self._link_down_since: dict[str, float] = {}
+        self._set_aside_seen: dict[str, tuple[int, float]] = {}  # count, when it grew
         self._prev_stats: dict[str, int] = {}
         self._prev_at = started
 
@@ -149,6 +158,15 @@ class HealthJudge:
         st.prev = counts
         silent = now - st.last_change
         quiet = now - st.last_frames
+        open_failed = sum(counts.get(k, 0) for k in _OPEN_FAILED_KEYS)
+        if open_failed and not any(counts.get(k, 0) for k in _OPENED_KEYS):
+            # Counters move with every failed attempt: without this it looked alive.
+            started = now - self._started
+            return {
+                "state": RED if started >= NEVER_OPENED_RED_S else AMBER,
+                "message": f"not open: {open_failed} attempts failed in "
+                f"{seconds_text(started)}, none succeeded (the log says why)",
+            }
         if silent > self.stall_s:
             return {"state": RED, "message": f"nothing from the source for {silent:.0f} s"}
         if failures and quiet > QUIET_S:
@@ -173,7 +191,19 @@ class HealthJudge:
                 "message": f"not connected for {down:.0f} s{why}; {depth} records wait",
             }
         self._link_down_since.pop(endpoint, None)
-        return {"state": GREEN, "message": f"connected, outbox {depth}"}
+        message = f"connected, outbox {depth}"
+        count, grew = self._set_aside_seen.get(endpoint, (0, now))
+        if link.set_aside != count:
+            count, grew = link.set_aside, now
+            self._set_aside_seen[endpoint] = (count, grew)
+        if count:
+            message += (
+                f"; {count} records refused by the broker and set aside"
+                f" (last: {link.set_aside_last})"
+            )
+            if now - grew < SET_ASIDE_AMBER_S:
+                return {"state": AMBER, "message": message}
+        return {"state": GREEN, "message": message}
 
 
 def seconds_text(seconds: float) -> str:

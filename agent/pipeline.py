@@ -42,7 +42,7 @@ from agent.repeats import RepeatedReplies
 from agent.schema import EventKind, Record
 from agent.sources.base import Source
 from agent.stats import Stats, copy_counts
-from agent.track import Aircraft, Tracker, Update
+from agent.track import CLOCK_STEP_BACK_S, Aircraft, Tracker, Update
 from agent.verify import FrameVerifier
 
 log = logging.getLogger("agent.pipeline")
@@ -83,7 +83,7 @@ class Pipeline:
         self.verifier = FrameVerifier()
         self.decoder = Decoder(cfg.site.position)
         self.repeats = RepeatedReplies()
-        self.tracker = Tracker(cfg.track.expire_s)
+        self.tracker = Tracker(cfg.track.expire_s, cfg.track.max_aircraft)
         self.fences = [
             Geofence(f.name, f.kind, f.center, f.radius_km, tuple(f.polygon), f.keep)
             for f in cfg.geofence
@@ -263,8 +263,8 @@ class Pipeline:
 
     def tick(self, now: float) -> None:
         """Expire silent aircraft; cheap to call on every frame."""
-        if now < self._next_expiry:
-            return
+        if 0 < self._next_expiry - now < EXPIRY_INTERVAL_S + CLOCK_STEP_BACK_S:
+            return  # not yet; further back is a clock stepped back (track.py)
         self._next_expiry = now + EXPIRY_INTERVAL_S
         hold_s = self.cfg.filter.hold_s
         for icao, selection in list(self.selections.items()):

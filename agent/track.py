@@ -1,12 +1,15 @@
 """Per-aircraft state built from decoded frames.
 
 Time comes from the frames (`rx_time`), never from the wall clock, so a replay ages
-tracks exactly as the live feed did and tests need no clock patching.
+tracks exactly as the live feed did and tests need no clock patching. Live sources
+anchor `rx_time` on the wall clock, so a clock stepped back (NTP at boot, an operator)
+steps frame time back too: see CLOCK_STEP_BACK_S.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +23,17 @@ if TYPE_CHECKING:
 # Silence after which an aircraft is forgotten; dump1090 uses 300 s for display,
 # but a low GA track lost for a minute is worth reporting as ended.
 DEFAULT_EXPIRE_S = 60.0
+# The most aircraft held: a receiver hears at most a few thousand, so only a feed of
+# endless distinct addresses (bad data, an attack) reaches it. Beyond it the least
+# recently heard is ended as if it had expired (counted as tracks_evicted).
+DEFAULT_MAX_AIRCRAFT = 20_000
+# Time going back by more than this starts a new time base: every aircraft's last_seen
+# moves back with it (ages kept), instead of expiry waiting for time to catch up with
+# the old base and ending every track at once. Smaller steps are ordinary disorder
+# between sources (a network feed behind a local one) and only delay expiry that much.
+CLOCK_STEP_BACK_S = 10.0
+
+log = logging.getLogger(__name__)
 
 # ADS-B type codes 1-4 select the emitter category set D, C, B, A.
 _CATEGORY_SETS = {4: "A", 3: "B", 2: "C", 1: "D"}
@@ -96,23 +110,45 @@ class Update:
 class Tracker:
     """Holds every aircraft heard recently. Not thread-safe."""
 
-    def __init__(self, expire_s: float = DEFAULT_EXPIRE_S):
+    def __init__(
+        self, expire_s: float = DEFAULT_EXPIRE_S, max_aircraft: int = DEFAULT_MAX_AIRCRAFT
+    ):
         if expire_s <= 0:
             raise ValueError("expire_s must be > 0")
+        if max_aircraft < 1:
+            raise ValueError("max_aircraft must be >= 1")
         self.expire_s = expire_s
+        self.max_aircraft = max_aircraft
         self.aircraft: dict[str, Aircraft] = {}
         self.counts: Counter[str] = Counter()
+        # The addresses of self.aircraft, least recently heard first (self.aircraft
+        # keeps first-heard order, which is the order expiry reports them in).
+        self._heard: OrderedDict[str, None] = OrderedDict()
+        # Evicted for room, ended by the next expire(); heard again before that, kept.
+        self._evicted: dict[str, Aircraft] = {}
+        self._latest: float | None = None  # the latest time seen, in the current base
 
     def update(self, fields: dict[str, Any], rx_time: float, signal_dbfs: float | None) -> Update:
         """Merge one decoded frame into its aircraft."""
+        self._observe_time(rx_time)
         icao = fields["icao"].upper()
         ac = self.aircraft.get(icao)
         new = ac is None
         if ac is None:
-            country = country_of(int(icao, 16))
-            ac = Aircraft(icao, rx_time, rx_time, country.iso2 if country else None)
-            self.aircraft[icao] = ac
-            self.counts["tracks_started"] += 1
+            ac = self._evicted.pop(icao, None)
+            if ac is not None:  # evicted moments ago: the same track goes on
+                new = False
+                self.aircraft[icao] = ac
+            else:
+                country = country_of(int(icao, 16))
+                ac = Aircraft(icao, rx_time, rx_time, country.iso2 if country else None)
+                self.aircraft[icao] = ac
+                self.counts["tracks_started"] += 1
+            self._heard[icao] = None
+            if len(self._heard) > self.max_aircraft:
+                self._evict()
+        else:
+            self._heard.move_to_end(icao)
         ac.last_seen = max(ac.last_seen, rx_time)
         ac.messages += 1
         if signal_dbfs is not None:
@@ -122,12 +158,45 @@ class Tracker:
         return Update(ac, new, new_position, ac.squawk != old_squawk)
 
     def expire(self, now: float) -> list[Aircraft]:
-        """Remove and return aircraft silent for longer than `expire_s`."""
+        """Remove and return aircraft silent for longer than `expire_s`, and those
+        evicted for room since the last call (the caller ends them all alike)."""
+        self._observe_time(now)
         gone = [ac for ac in self.aircraft.values() if now - ac.last_seen > self.expire_s]
         for ac in gone:
             del self.aircraft[ac.icao]
+            del self._heard[ac.icao]
         self.counts["tracks_expired"] += len(gone)
+        if self._evicted:
+            gone = [*self._evicted.values(), *gone]
+            self.counts["tracks_evicted"] += len(self._evicted)
+            self._evicted.clear()
         return gone
+
+    def _evict(self) -> None:
+        """Make room: the least recently heard aircraft waits for expire() to end it."""
+        icao, _ = self._heard.popitem(last=False)
+        self._evicted[icao] = self.aircraft.pop(icao)
+
+    def _observe_time(self, t: float) -> None:
+        """Follow the time base; a step back beyond CLOCK_STEP_BACK_S moves every
+        aircraft's last_seen back by the step, so that ages (and expiry) go on."""
+        latest = self._latest
+        if latest is None or t > latest:
+            self._latest = t
+            return
+        step = latest - t
+        if step <= CLOCK_STEP_BACK_S:
+            return
+        for ac in (*self.aircraft.values(), *self._evicted.values()):
+            ac.last_seen -= step
+        self._latest = t
+        self.counts["clock_steps_back"] += 1
+        if self.counts["clock_steps_back"] == 1:
+            log.warning(
+                "frame time went back %.1f s (clock stepped?): track ages moved back with it"
+                " (further steps are counted in track.clock_steps_back)",
+                step,
+            )
 
 
 def _merge(ac: Aircraft, f: dict[str, Any], t: float) -> bool:

@@ -15,7 +15,7 @@ repaired in at most one bit, and never confirms one itself.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 # A clean DF11/17 keeps its address trusted this long; readsb uses 60-120 s.
 RECENT_ADDRESS_TTL_S = 60.0
+
+# A confirmed address is kept this much longer than it is trusted, so that a frame from
+# a source running a little behind (out of time order) still finds it.
+ADDRESS_KEEP_SLACK_S = 60.0
+# The most addresses remembered: far above any receiver's traffic (a few thousand), a
+# bound against a feed of endless distinct addresses (the least recently confirmed go).
+MAX_RECENT_ADDRESSES = 1 << 17
 
 # Frames repaired in more bits than this need an address confirmed by another frame.
 MAX_CONFIRMING_REPAIR = 1
@@ -78,11 +85,20 @@ class FrameVerifier:
     operations it does (uncontended, a fraction of a microsecond per call).
     """
 
-    def __init__(self, address_ttl_s: float = RECENT_ADDRESS_TTL_S):
+    def __init__(
+        self,
+        address_ttl_s: float = RECENT_ADDRESS_TTL_S,
+        max_addresses: int = MAX_RECENT_ADDRESSES,
+    ):
         if address_ttl_s <= 0:
             raise ValueError("address_ttl_s must be > 0")
+        if max_addresses < 1:
+            raise ValueError("max_addresses must be >= 1")
         self.address_ttl_s = address_ttl_s
-        self._recent: dict[int, float] = {}
+        self.max_addresses = max_addresses
+        # Address -> time of its latest confirmation, in order of confirmation (oldest
+        # first): expiry and the size bound take from the front, O(1) per address.
+        self._recent: OrderedDict[int, float] = OrderedDict()
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
 
@@ -95,9 +111,24 @@ class FrameVerifier:
         return seen is not None and now - seen <= self.address_ttl_s
 
     def recent_addresses(self, now: float) -> list[int]:
-        """Every address seen_recently(address, now) accepts, for filtering many at once."""
+        """Every address seen_recently(address, now) accepts (a walk over all of them:
+        for tests and tools; per batch, known_addresses asks only about its own)."""
         with self._lock:
             return [a for a, seen in self._recent.items() if now - seen <= self.address_ttl_s]
+
+    def known_addresses(self, addresses: Iterable[int], now: float) -> np.ndarray:
+        """seen_recently(address, now) of each address, as a bool array.
+
+        Costs one lookup per address asked about, however many are remembered (a
+        sorted copy of every remembered address per demodulator batch was 16 ms at
+        100,000 of them).
+        """
+        with self._lock:
+            recent, ttl = self._recent, self.address_ttl_s
+            return np.array(
+                [(seen := recent.get(a)) is not None and now - seen <= ttl for a in addresses],
+                dtype=bool,
+            )
 
     def confirm(self, icao: int, now: float) -> None:
         """Mark an address as seen in a clean, self-checking frame."""
@@ -105,9 +136,20 @@ class FrameVerifier:
             self._confirm(icao, now)
 
     def _confirm(self, icao: int, now: float) -> None:
-        self._recent[icao] = now
-        if len(self._recent) > 4096:
-            self._recent = {a: t for a, t in self._recent.items() if now - t <= self.address_ttl_s}
+        recent = self._recent
+        recent[icao] = now
+        recent.move_to_end(icao)
+        # Forget from the front what no frame near `now` can ask about any more; the
+        # front is the earliest confirmation, so this stops at the first one kept.
+        keep_after = now - self.address_ttl_s - ADDRESS_KEEP_SLACK_S
+        while True:
+            oldest, seen = next(iter(recent.items()))
+            if seen >= keep_after:
+                break
+            del recent[oldest]
+        if len(recent) > self.max_addresses:
+            recent.popitem(last=False)
+            self.counts["recent_addresses_evicted"] += 1
 
     def check(self, frame: Frame, syndrome: int | None = None) -> Verdict:
         """Judge one frame; `syndrome` saves recomputing it when the caller has it."""
@@ -211,6 +253,9 @@ class SourceGate:
 
     def recent_addresses(self, now: float) -> list[int]:
         return self.verifier.recent_addresses(now)
+
+    def known_addresses(self, addresses: Iterable[int], now: float) -> np.ndarray:
+        return self.verifier.known_addresses(addresses, now)
 
     def confirm_clean(self, df: int, address: int, repaired_bits: int, rx_time: float) -> None:
         """FrameVerifier.confirm_clean, and the confirmed-address test of a multi-bit
@@ -372,11 +417,9 @@ def refuse_unknown_addresses(
     confirming = np.flatnonzero(
         (kind == CLEAN_ES) | (kind == CLEAN_DF11) | ((kind == REPAIRED) & (df == 17))
     )
-    confirmed = address_field(msgs[confirming])
+    confirmed = np.sort(address_field(msgs[confirming]))
     looked_up = looked_up_address(df[addressed], address_field(msgs[addressed]), syn[addressed])
-    known = np.array(verifier.recent_addresses(now), dtype=np.int64)
-    keys = np.sort(np.concatenate((known, confirmed)))
-    if keys.size == 0:
-        kind[addressed] = INVALID
-    else:
-        kind[addressed[~_member(looked_up, keys)]] = INVALID
+    known = verifier.known_addresses(looked_up.tolist(), now)
+    if confirmed.size:
+        known |= _member(looked_up, confirmed)
+    kind[addressed[~known]] = INVALID

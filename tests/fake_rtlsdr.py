@@ -51,6 +51,7 @@ class FakeDongle:
         self.lib.fake_set_speed.argtypes = [ctypes.c_double]
         self.lib.fake_set_serial.argtypes = [ctypes.c_char_p]
         self.lib.fake_set_plugged.argtypes = [ctypes.c_int]
+        self.lib.fake_set_open_error.argtypes = [ctypes.c_int]
         self.lib.fake_log.restype = ctypes.c_char_p
         self.lib.fake_callbacks.restype = ctypes.c_ulong
 
@@ -66,6 +67,10 @@ class FakeDongle:
 
     def set_serial(self, serial: str) -> None:
         self.lib.fake_set_serial(serial.encode())
+
+    def fail_open(self, code: int) -> None:
+        """Make rtlsdr_open return `code` (libusb: -3 access denied, -6 busy); 0: open."""
+        self.lib.fake_set_open_error(code)
 
     def plug(self, on: bool) -> None:
         self.lib.fake_set_plugged(int(on))

@@ -326,9 +326,10 @@ def test_run_checks_prints_a_line_per_check_and_fails_on_any_failure(tmp_path, b
         f'[site]\nname = "strip-01"\n[mqtt]\nurl = "{broker.url}"\n'
     )
     places = _sysfs(tmp_path, driver="dvb_usb_rtl28xxu")
-    results = check.run_checks(cfg, places=places)
+    results = check.run_checks(cfg, places=places, listen_s=0.5)
     names = [r.name for r in results]
-    assert names == ["config", "dongle", "broker", "clock", "disk", "power"]
+    # "samples": the configured source is tried too (issue 14), as --source would be.
+    assert names == ["config", "dongle", "samples", "broker", "clock", "disk", "power"]
     out = io.StringIO()
     assert check.report(results, out) == 1
     text = out.getvalue()

@@ -10,6 +10,7 @@ clear message for every way loading librtlsdr can fail.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -368,3 +369,72 @@ def test_live_samples_are_demodulated_in_large_blocks_and_kept_across_a_restart(
     # the next stream's samples follow).
     assert got == reference[: len(got)]
     assert len(got) >= len(reference) - 2
+
+
+# -- open failures in words (issue 14) ---------------------------------------------------
+
+
+class _Lines(logging.Handler):
+    """Messages logged on one logger, whatever the global logging set-up."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _open_failure(src: RtlSdrSource) -> str:
+    said = _Lines()
+    source_log = logging.getLogger("agent.sources.rtlsdr")
+    source_log.addHandler(said)
+    try:
+        run = Runner(src)
+        run.wait_for(lambda: src.counts["open_failed"] >= 2)
+        run.finish()
+    finally:
+        source_log.removeHandler(said)
+    assert src.counts["opens"] == 0
+    lines = [line for line in said.lines if "cannot open" in line]
+    assert len(lines) == 1  # logged once, not at every retry
+    assert "LIBUSB_ERROR" not in lines[0]
+    return lines[0]
+
+
+def test_no_dongle_says_so(dongle: fake_rtlsdr.FakeDongle) -> None:
+    dongle.plug(False)
+    line = _open_failure(RtlSdrSource(None, backoff_min=0.05, backoff_max=0.1))
+    assert "no RTL-SDR dongle found" in line and "lsusb" in line
+
+
+def test_no_dongle_with_a_serial_says_so(dongle: fake_rtlsdr.FakeDongle) -> None:
+    # librtlsdr answers -2 (LIBUSB_ERROR_INVALID_PARAM to pyrtlsdr): no devices at all.
+    dongle.plug(False)
+    line = _open_failure(RtlSdrSource("ADSB-ROOF", backoff_min=0.05, backoff_max=0.1))
+    assert "no RTL-SDR dongle found (looking for serial ADSB-ROOF)" in line
+
+
+def test_another_serial_lists_what_is_there(dongle: fake_rtlsdr.FakeDongle) -> None:
+    line = _open_failure(RtlSdrSource("ADSB-MAST", backoff_min=0.05, backoff_max=0.1))
+    assert "no RTL-SDR dongle with serial ADSB-MAST; found 00000001" in line
+
+
+def test_an_index_beyond_the_dongles_says_how_many(dongle: fake_rtlsdr.FakeDongle) -> None:
+    line = _open_failure(RtlSdrSource(1, backoff_min=0.05, backoff_max=0.1))
+    assert "no RTL-SDR dongle at index 1: 1 found" in line
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(-6, "device busy: the DVB driver holds it"), (-3, "permission denied: add a udev rule")],
+)
+def test_busy_or_locked_dongle_says_what_to_do(
+    dongle: fake_rtlsdr.FakeDongle, code: int, words: str
+) -> None:
+    dongle.fail_open(code)
+    try:
+        line = _open_failure(RtlSdrSource(None, backoff_min=0.05, backoff_max=0.1))
+    finally:
+        dongle.fail_open(0)
+    assert words in line

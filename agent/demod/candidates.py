@@ -26,6 +26,14 @@ from agent.demod.decide import HEAD_BLOCKS, ONE_FROM_ES_TABLE, BitDecider, Pairs
 from agent.demod.noise import NOISE_WINDOW
 from agent.demod.timing import BLOCK_BITS, Timing
 
+# Preamble starts taken past stage 2 per million samples of a buffer. The busiest
+# recordings reach 19,000 (modes1.bin at 2.0 MS/s; 8,000-12,000 for phwl_x-1 and
+# modes1_2400); random pulses reach 75,000, and the stages after this one cost about
+# 0.1 ms per start, so an input of pulses (interference, a broken front end, an
+# attacker) took 5-18 CPU seconds per second of IQ. Beyond the cap the starts with the
+# weakest preambles are skipped (counted as preambles_skipped): replies that strong
+# are the least likely to be lost.
+MAX_STARTS_PER_MSAMPLE = 32_768
 # (start, phase) pairs sliced per start sample, best preamble SNR first (not at the
 # trellis-only rates, whose finer phases each carry a different straddle).
 PHASES_PER_PREAMBLE = 2
@@ -34,6 +42,11 @@ PHASES_PER_PREAMBLE = 2
 _NEAR_ES_TABLE = ONE_FROM_ES_TABLE & ~verify.ACCEPTED_DF_TABLE
 # Bit weights of the 5-bit DF field, for a (..., 5) bool @ weights product.
 _DF_WEIGHTS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
+
+
+def strongest(score: np.ndarray, cap: int) -> np.ndarray:
+    """Indices of the `cap` highest scores (ties broken arbitrarily), ascending."""
+    return np.sort(np.argpartition(score, score.size - cap)[score.size - cap :])
 
 
 def _clusters(starts: np.ndarray) -> int:
@@ -120,6 +133,14 @@ class CandidateSearch:
         rows, good, level, weak = preamble.phase_scores(
             pre, self._score_matrix, t, fl, self._strict_snr, max_phases
         )
+        cap = max(1, buf.size * MAX_STARTS_PER_MSAMPLE // 1_000_000)
+        if rows.size > cap:
+            keep = strongest(level.max(axis=1), cap)
+            ours = (s[rows] >= lo) & (s[rows] < decide)  # counted once, by their call
+            self.counts["preambles_skipped"] += int(np.count_nonzero(ours)) - int(
+                np.count_nonzero(ours[keep])
+            )
+            rows, good, level, weak = rows[keep], good[keep], level[keep], weak[keep]
         s = s[rows]
 
         mine = (s >= lo) & (s < decide)

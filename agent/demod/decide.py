@@ -18,6 +18,7 @@ classed by agent/verify.py's rules (classify), and the undecoded ones repaired
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -45,6 +46,13 @@ COHERENT_RATES = frozenset((2_000_000,))
 # default): 90 % of bursts at 8.9 dB with 1, 8.6 with 2, 8.5 with 3, which also let
 # one false DF17 through (3 bits at 5 dB) in 21,000 bursts.
 COHERENT_REPAIR_BITS = 2
+# Coherent retries per million samples of a buffer: real recordings need about 2,000;
+# random pulses asked for 40,000 (most of the CPU they cost). Beyond the cap the most
+# confident pairs go again; the rest are counted as retries_skipped.
+MAX_RETRIES_PER_MSAMPLE = 8_192
+# Most pairs one trellis (or coherent trellis) call works on: its arrays grow with the
+# pairs (about 10 kB each), and a buffer of random pulses has 100,000 of them.
+CHUNK_PAIRS = 8_192
 
 # DFs one bit from DF17 or DF18, acceptable or not: the only ones _repair_df can repair.
 ONE_FROM_ES_TABLE = np.zeros(32, dtype=bool)
@@ -110,8 +118,15 @@ class BitDecider:
     Not thread-safe (one per Demodulator). Args as Demodulator's.
     """
 
-    def __init__(self, timing: Timing, repair_bits: int, retry_weak: bool):
+    def __init__(
+        self,
+        timing: Timing,
+        repair_bits: int,
+        retry_weak: bool,
+        counts: Counter[str] | None = None,
+    ):
         self.timing = timing
+        self.counts: Counter[str] = counts if counts is not None else Counter()
         self.repair_bits = repair_bits
         self.retry_weak = retry_weak
         self.trellis_all = timing.rate in TRELLIS_ALL_RATES
@@ -175,6 +190,16 @@ class BitDecider:
             # about half (0.1-0.6 % of the 15-19 dB bursts; none lost in I/Q).
             strong = ~_clusters_with(cluster, kind >= SELF_CHECKED) & verify.SELF_CHECKING_TABLE[df]
             retry = np.flatnonzero((kind == INVALID) & (weak | strong))
+            cap = max(1, buf.size * MAX_RETRIES_PER_MSAMPLE // 1_000_000)
+            if retry.size > cap:  # the most confident go again, as many as the cap
+                conf = np.abs(soft[retry]).mean(axis=1)
+                skipped = np.ones(retry.size, dtype=bool)
+                skipped[np.argpartition(conf, conf.size - cap)[conf.size - cap :]] = False
+                # Counted by the call that decides them (the others are context).
+                self.counts["retries_skipped"] += int(
+                    np.count_nonzero(pairs.mine[r[retry[skipped]]])
+                )
+                retry = retry[~skipped]
             if retry.size:
                 groups = ((retry, LONG_BITS),)
                 self._slice(buf, iq, s, r, p, level, weak, groups, columns, coherent=True)
@@ -322,6 +347,15 @@ class BitDecider:
         nblocks: int,
     ) -> np.ndarray:
         """Trellis margins (k, nblocks * BLOCK_BITS) of the (row r, phase p) pairs."""
+        if r.size > CHUNK_PAIRS:  # bounded memory, the same margins
+            return np.concatenate(
+                [
+                    self.trellis_bits(
+                        buf, s, r[k : k + CHUNK_PAIRS], p[k : k + CHUNK_PAIRS], level, nblocks
+                    )
+                    for k in range(0, r.size, CHUNK_PAIRS)
+                ]
+            )
         model = self._trellis_model
         first, which = runs(r)  # r is ascending: branch sums once per distinct row
         sums = trellis.branch_sums(buf, s[r[first]], model, self.timing, nblocks)
@@ -338,6 +372,13 @@ class BitDecider:
     ) -> np.ndarray:
         """Margins (k, LONG_BITS) of the (row r, phase p) pairs from the buffer's I/Q."""
         assert self.coherent is not None
+        if r.size > CHUNK_PAIRS:  # bounded memory, the same margins
+            return np.concatenate(
+                [
+                    self.coherent_bits(iq, s, r[k : k + CHUNK_PAIRS], p[k : k + CHUNK_PAIRS])
+                    for k in range(0, r.size, CHUNK_PAIRS)
+                ]
+            )
         first, which = runs(r)
         windows = slicer.windows(iq, coherent.WINDOW)[s[r[first]]]
         real = coherent.derotate(windows)[which]  # one carrier estimate per start

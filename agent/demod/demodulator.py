@@ -89,7 +89,7 @@ class Demodulator:
         self.counts: Counter[str] = Counter()
         self._blocks = Blocks(self.timing.window)
         self._noise = noise.NoiseLevel()
-        self._decider = BitDecider(self.timing, repair_bits, retry_weak)
+        self._decider = BitDecider(self.timing, repair_bits, retry_weak, self.counts)
         self._search = CandidateSearch(self.timing, self._decider, self.counts)
         self._resolver = Resolver(self.timing, self.verifier, self.counts, source)
 

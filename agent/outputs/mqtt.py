@@ -8,6 +8,16 @@ exceptions escape its callbacks.
 
 Status topic: retained `online` after every connect, `stopped` on a clean exit, and a
 last will `offline` sent by the broker `mqtt.will_delay_s` after the link dies.
+
+A message the broker refuses for itself (too large for `message_size_limit` or
+`max_packet_size`) would otherwise be re-sent on every reconnect forever, and nothing
+behind it delivered. It is set aside (its rows deleted from the outbox, counted, logged
+once, shown in the link state) when the broker says so (PUBACK or DISCONNECT 0x95, PUBACK
+0x97), when it would exceed the Maximum Packet Size the broker announced, or when the
+link dropped POISON_STRIKES times in a row with it the oldest unacknowledged message
+(mosquitto 2.0's PUBACK 0x95 is a malformed packet to paho, which disconnects). A
+refused batch is sent again row by row; what was refused as too large teaches a size
+limit applied before sending.
 """
 
 from __future__ import annotations
@@ -45,6 +55,12 @@ UPKEEP_INTERVAL_S = 5.0
 EXPIRE_INTERVAL_S = 60.0
 # Most position rows in one batch message (about 0.5 MB of JSON before compression).
 BATCH_MAX_ROWS = 1000
+# Disconnects in a row with the same message oldest unacknowledged that make it the
+# cause (a link that merely drops is very unlikely to do so that often between acks).
+POISON_STRIKES = 3
+# Reason codes that refuse one message for itself: Packet too large, Quota exceeded.
+_TOO_LARGE, _QUOTA = 0x95, 0x97
+_MESSAGE_REFUSALS = frozenset((_TOO_LARGE, _QUOTA))
 
 
 class MqttPublisher(Output):
@@ -80,8 +96,17 @@ class MqttPublisher(Output):
         self.last_ack: float | None = None
         self._endpoint = str(where)
         self._v5 = cfg.protocol == "5"
-        self._acks: deque[tuple[int, bool, str]] = deque()
+        self._acks: deque[tuple[int, bool, str, int]] = deque()
         self._inflight: dict[int, list[int]] = {}  # message id -> outbox seqs it carries
+        self._inflight_meta: dict[int, tuple[str, int]] = {}  # message id -> topic, bytes
+        # Refused messages: strikes are kept by paho's thread, which drops the message
+        # from paho's resend queue and hands its id to the publisher thread here.
+        self._suspect: tuple[int | None, int] = (None, 0)  # oldest unacked mid, strikes
+        self._refused_mids: deque[tuple[int, str]] = deque()
+        self._max_packet: int | None = None  # Maximum Packet Size from the CONNACK
+        self._max_payload: int | None = None  # learned: the smallest payload refused
+        self._unbatched: set[int] = set()  # rows of a refused batch: sent one by one
+        self.set_aside_last: str | None = None
         self._batch: list[Row] = []
         self._batch_started = 0.0
         self._epoch = 0
@@ -128,6 +153,13 @@ class MqttPublisher(Output):
         self.refused_reason = None
         self.connect_error = None
         self.counts["connects"] += 1
+        self._max_packet = getattr(properties, "MaximumPacketSize", None)
+        mid, strikes = self._suspect
+        if mid is not None and strikes >= POISON_STRIKES:
+            # Before paho re-sends its unacknowledged messages (right after this call).
+            _forget_message(client, mid)
+            self._refused_mids.append((mid, f"the link dropped {strikes} times sending it"))
+            self._suspect = (None, 0)
         log.info("MQTT connected to %s", self._endpoint)
         client.publish(self.topics.status, "online", qos=1, retain=True)
         client.publish(self.topics.info, json.dumps(self.info), qos=1, retain=True)
@@ -157,9 +189,16 @@ class MqttPublisher(Output):
             )
         self.connected.clear()
         self.counts["disconnects"] += 1
+        oldest = _oldest_unacked(client)
+        mid, strikes = self._suspect
+        strikes = strikes + 1 if oldest == mid else 1
+        if getattr(reason_code, "value", None) == _TOO_LARGE:
+            strikes = POISON_STRIKES  # the broker said so
+        self._suspect = (oldest, strikes) if oldest is not None else (None, 0)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._acks.append((mid, not reason_code.is_failure, str(reason_code)))
+        value = getattr(reason_code, "value", 0)
+        self._acks.append((mid, not reason_code.is_failure, str(reason_code), value))
         self._wake.set()
 
     # -- pipeline thread ----------------------------------------------------------------
@@ -223,7 +262,8 @@ class MqttPublisher(Output):
             return
         gather = max(0, BATCH_MAX_ROWS - len(self._batch))
         for row in self._queue.next_rows(gather, exclude=self.outbox.pending_acks):
-            if not topics.is_position(row.topic):  # events are rare and go at once
+            # Events are rare and go at once; so do the rows of a refused batch.
+            if not topics.is_position(row.topic) or row.seq in self._unbatched:
                 self._publish(row.topic, row.payload, row.created, [row.seq])
                 continue
             if not self._batch:
@@ -233,11 +273,19 @@ class MqttPublisher(Output):
         if self._batch and room > 0 and (due or len(self._batch) >= BATCH_MAX_ROWS):
             rows, self._batch = self._batch, []
             payload = zlib.compress(b"[" + b",".join(r.payload for r in rows) + b"]", 9)
+            if self._too_large(self.topics.positions, payload) is not None:
+                for r in rows:  # one by one: only those too large on their own go aside
+                    self._publish(r.topic, r.payload, r.created, [r.seq])
+                return
             created = min(r.created for r in rows)
             self._publish(self.topics.positions, payload, created, [r.seq for r in rows])
             self.counts["batches"] += 1
 
     def _publish(self, topic: str, payload: bytes, created: float, seqs: list[int]) -> None:
+        why = self._too_large(topic, payload)
+        if why is not None and len(seqs) == 1:
+            self._set_aside(seqs[0], topic, len(payload), why)
+            return
         props = None
         if self._v5:
             props = Properties(PacketTypes.PUBLISH)
@@ -245,13 +293,82 @@ class MqttPublisher(Output):
             props.MessageExpiryInterval = max(1, int(left))
         info = self._client.publish(topic, payload, qos=1, properties=props)
         self._inflight[info.mid] = seqs
+        self._inflight_meta[info.mid] = (topic, len(payload))
         self.counts["sent"] += len(seqs)
 
+    def _too_large(self, topic: str, payload: bytes) -> str | None:
+        """Why the broker would refuse this message for its size, if it would."""
+        if (
+            self._max_packet is not None
+            and _packet_bytes(topic, payload, self._v5) > self._max_packet
+        ):
+            return f"larger than the broker's maximum packet size ({self._max_packet} bytes)"
+        if self._max_payload is not None and len(payload) >= self._max_payload:
+            return f"not smaller than a message the broker refused ({self._max_payload} bytes)"
+        return None
+
+    def _refused_message(self, mid: int, why: str) -> None:
+        """The broker refused message `mid` for itself: set its record aside, or send a
+        batch again row by row; it is no longer in flight."""
+        seqs = self._inflight.pop(mid, None)
+        topic, size = self._inflight_meta.pop(mid, ("", 0))
+        if seqs is None:  # status, info or health: resent later, if it fits
+            self.counts["refused_other"] += 1
+            return
+        if size and (self._max_payload is None or size < self._max_payload):
+            self._max_payload = size
+            # Others as large, already in flight, would each take their own strikes.
+            for other, (_, other_size) in list(self._inflight_meta.items()):
+                if other_size >= size and len(self._inflight[other]) == 1:
+                    _forget_message(self._client, other)
+                    self._refused_mids.append(
+                        (other, f"not smaller than a message the broker refused ({size} bytes)")
+                    )
+        if len(seqs) > 1:
+            self._unbatched.update(seqs)
+            self.counts["batches_refused"] += 1
+            log.warning(
+                "MQTT broker %s refused a batch of %d records (%d bytes): %s; sending them"
+                " one by one",
+                self._endpoint,
+                len(seqs),
+                size,
+                why,
+            )
+            return
+        self._set_aside(seqs[0], topic, size, why)
+
+    def _set_aside(self, seq: int, topic: str, size: int, why: str) -> None:
+        """Take one record out of delivery so that the rest flows (its row is deleted)."""
+        self.outbox.ack([seq])
+        self._unbatched.discard(seq)
+        self.counts["set_aside"] += 1
+        self.set_aside_last = f"seq {seq}, {size} bytes on {topic}: {why}"
+        n = self.counts["set_aside"]
+        if n <= 10 or n % 1000 == 0:
+            log.error(
+                "MQTT broker %s refuses record seq %d (%d bytes on %s): %s; set aside so "
+                "that the rest is delivered (%d so far; check the broker's "
+                "message_size_limit / max_packet_size)",
+                self._endpoint,
+                seq,
+                size,
+                topic,
+                why,
+                n,
+            )
+
     def _settle_acks(self) -> None:
+        while self._refused_mids:
+            self._refused_message(*self._refused_mids.popleft())
         done: list[int] = []
         while self._acks:
-            mid, ok, reason = self._acks.popleft()
+            mid, ok, reason, value = self._acks.popleft()
+            if not ok and value in _MESSAGE_REFUSALS:
+                self._refused_message(mid, f"refused: {reason}")
+                continue
             seqs = self._inflight.pop(mid, None)
+            self._inflight_meta.pop(mid, None)
             if seqs is None:
                 continue  # status, info or health: not outbox rows
             if ok:
@@ -269,6 +386,8 @@ class MqttPublisher(Output):
             self.publish_refused = reason
             self._paused_until = time.monotonic() + REFUSED_RETRY_S
         if done:
+            if self._unbatched:
+                self._unbatched.difference_update(done)
             self.outbox.ack(done)
             self.counts["acked"] += len(done)
             self.last_ack = self.clock()
@@ -284,6 +403,8 @@ class MqttPublisher(Output):
             connect_error=self.connect_error,
             outbox_depth=self.outbox.depth,
             outbox_problem=self.outbox.problem(),
+            set_aside=self.counts["set_aside"],
+            set_aside_last=self.set_aside_last,
         )
 
     def link_health(self) -> dict[str, Any]:
@@ -303,6 +424,8 @@ class MqttPublisher(Output):
             "outbox_spilled": self.outbox.spilled,
             "outbox_problem": self.outbox.problem(),
             "backlog_aircraft": self._queue.backlog_aircraft,
+            "set_aside": self.counts["set_aside"],
+            "set_aside_last": self.set_aside_last,
         }
 
     def _publish_health(self) -> None:
@@ -318,7 +441,14 @@ class MqttPublisher(Output):
                 payload.update(self.health())
             except Exception:  # health must never stop delivery
                 log.exception("building the health payload failed")
-        self._client.publish(self.topics.health, json.dumps(payload), qos=1, retain=True)
+        body = json.dumps(payload).encode()
+        why = self._too_large(self.topics.health, body)
+        if why is not None:
+            if not self.counts["health_too_large"]:
+                log.warning("MQTT health message not sent (%d bytes): %s", len(body), why)
+            self.counts["health_too_large"] += 1
+            return
+        self._client.publish(self.topics.health, body, qos=1, retain=True)
 
     # -- any thread ---------------------------------------------------------------------
 
@@ -359,3 +489,26 @@ class MqttPublisher(Output):
                 pass
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def _packet_bytes(topic: str, payload: bytes, v5: bool) -> int:
+    """Size of the QoS 1 PUBLISH packet of this message, as the broker counts it
+    (properties: at most a Message Expiry Interval)."""
+    remaining = 2 + len(topic.encode()) + 2 + (6 if v5 else 0) + len(payload)
+    length_bytes = (
+        1 if remaining < 128 else 2 if remaining < 16_384 else 3 if remaining < 2**21 else 4
+    )
+    return 1 + length_bytes + remaining
+
+
+# paho keeps unacknowledged QoS 1 messages in Client._out_messages (message id -> message,
+# oldest first) and re-sends them all after each reconnect; it offers no public way to
+# look at the oldest or to drop one (drop_out_messages drops them all).
+def _oldest_unacked(client: mqtt.Client) -> int | None:
+    with client._out_message_mutex:
+        return next(iter(client._out_messages), None)
+
+
+def _forget_message(client: mqtt.Client, mid: int) -> None:
+    with client._out_message_mutex:
+        client._out_messages.pop(mid, None)

@@ -79,6 +79,16 @@ _OPEN_HINTS = {
     -6: "device busy: the DVB driver holds it (blacklist dvb_usb_rtl28xxu) or another "
     "program (rtl_tcp, dump1090) has it open",
 }
+# What to check when no dongle is seen at all.
+_NOT_FOUND_HINT = (
+    "is it plugged in? `lsusb` should list 0bda:2838 (or 0bda:2832); try another USB "
+    "port or cable, and a powered hub if the board's power is weak"
+)
+
+
+class OpenFailed(OSError):
+    """Opening the dongle failed; the message says why in a technician's words."""
+
 
 _loaded: types.ModuleType | None = None
 
@@ -227,10 +237,16 @@ class RtlSdrSource:
         """Open and configure the device; OSError (LibUSBError) when it is not usable."""
         rtl = self._rtlsdr.RtlSdr
         if isinstance(self.device, str):
-            index = rtl.get_device_index_by_serial(self.device)
+            try:
+                index = rtl.get_device_index_by_serial(self.device)
+            except OSError as err:
+                raise OpenFailed(_serial_not_found(rtl, self.device, err)) from err
         else:
             index = self.device
-        sdr = rtl(device_index=index)
+        try:
+            sdr = rtl(device_index=index)
+        except OSError as err:
+            raise OpenFailed(_open_refused(rtl, index, err)) from err
         try:
             o = self.options
             sdr.sample_rate = o.rate
@@ -365,8 +381,57 @@ def _cancel(sdr: Any) -> None:
         pass
 
 
+def _serials(rtl: Any) -> list[str]:
+    """Serial numbers of the dongles librtlsdr sees (empty if it cannot tell)."""
+    try:
+        return list(rtl.get_device_serial_addresses())
+    except (OSError, ValueError):
+        return []
+
+
+def _code(err: OSError) -> str:
+    code = getattr(err, "errno", None)
+    return f"librtlsdr code {code}" if isinstance(code, int) else str(err)
+
+
+def _serial_not_found(rtl: Any, serial: str, err: OSError) -> str:
+    """Why the dongle with serial `serial` cannot be found (librtlsdr: -2 none at all,
+    -3 none with that serial), in words."""
+    found = _serials(rtl)
+    if not found:
+        return (
+            f"no RTL-SDR dongle found (looking for serial {serial}): {_NOT_FOUND_HINT} "
+            f"({_code(err)})"
+        )
+    return (
+        f"no RTL-SDR dongle with serial {serial}; found {', '.join(found)} "
+        f"(set the serial in the source URL, or give one with rtl_eeprom -s) ({_code(err)})"
+    )
+
+
+def _open_refused(rtl: Any, index: int | None, err: OSError) -> str:
+    """Why librtlsdr could not open dongle `index` (None: the first), in words."""
+    code = getattr(err, "errno", None)
+    hint = _OPEN_HINTS.get(code) if isinstance(code, int) else None
+    if hint is not None:
+        return f"{hint} ({_code(err)})"
+    found = _serials(rtl)
+    if not found:
+        return f"no RTL-SDR dongle found: {_NOT_FOUND_HINT} ({_code(err)})"
+    if index is not None and index >= len(found):
+        return (
+            f"no RTL-SDR dongle at index {index}: {len(found)} found (serials "
+            f"{', '.join(found)}; name one in the URL: rtlsdr://<serial>) ({_code(err)})"
+        )
+    if code == -4:
+        return f"the dongle went away while opening (unplugged, or short of power) ({_code(err)})"
+    return f"the dongle is there but does not open: {err} (replug it; check dmesg)"
+
+
 def _describe(err: OSError) -> str:
     """A LibUSBError or OSError as one line, with a hint for the usual field problems."""
+    if isinstance(err, OpenFailed):
+        return str(err)
     code = getattr(err, "errno", None)
     hint = _OPEN_HINTS.get(code) if isinstance(code, int) else None
     text = str(err) or type(err).__name__

@@ -49,6 +49,7 @@ static double speed = 1.0;   /* pacing: 1 = real time, 0 = as fast as possible *
 static int loop_file;        /* 1: repeat the recording; 0: silence after it */
 static volatile int plugged = 1;
 static volatile int generation = 1;
+static volatile int open_error; /* nonzero: what rtlsdr_open returns (-3 access, -6 busy) */
 static char serial[64] = "00000001";
 static char *logbuf;
 static size_t log_len, log_cap;
@@ -112,6 +113,7 @@ int fake_configure(const char *path, double pace, int loop) {
 }
 
 void fake_set_speed(double pace) { speed = pace; }
+void fake_set_open_error(int code) { open_error = code; }
 void fake_set_serial(const char *s) { snprintf(serial, sizeof serial, "%s", s); }
 
 void fake_set_plugged(int on) {
@@ -161,6 +163,10 @@ int rtlsdr_get_index_by_serial(const char *s) {
 
 int rtlsdr_open(rtlsdr_dev_t **out, uint32_t index) {
     logf_("open %u", index);
+    if (open_error) {
+        *out = NULL;
+        return open_error;
+    }
     if (!plugged || index != 0) {
         *out = NULL;
         return -1;
