@@ -174,6 +174,7 @@ class Outbox:
         self._spill: deque[Row] = deque()
         self._spill_max = spill_max
         self._has_reserve = False
+        self._acked_on_disk = 0  # rows acknowledged whose DELETE the disk refused so far
         self._make_reserve()
 
     def _open(self, *, seq_floor: int = 0) -> None:
@@ -267,7 +268,9 @@ class Outbox:
 
     @property
     def depth(self) -> int:
-        return self._rows + len(self._spill)
+        """Records waiting for the broker (acknowledged rows a full disk has not let us
+        delete yet are not waiting: they are never sent again)."""
+        return self._rows + len(self._spill) - self._acked_on_disk
 
     @property
     def bytes(self) -> int:
@@ -448,7 +451,9 @@ class Outbox:
             return
         if not self._delete(f"seq IN ({marks})", batch):
             self.counts["ack_failed"] += 1
+            self._acked_on_disk = n
             return
+        self._acked_on_disk = 0
         self.pending_acks.clear()
         self._bytes -= size + ROW_OVERHEAD * n
         self._rows -= n

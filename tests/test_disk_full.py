@@ -63,13 +63,19 @@ def test_records_are_delivered_and_the_status_says_why_while_the_disk_stays_full
         assert sub.wait_for(lambda s: len(s.records()) >= 40), len(sub.records())
         got = sorted(p["seq"] for _, p in sub.records())
         assert got == list(range(1, 41)) and seqs[-1] == 40
-        # Acked rows deleted (through the reserve), held ones let go from memory.
+        # Nothing waits any more: held rows were let go from memory, and acked rows are
+        # deleted (through the reserve) or, if the full disk refuses even that, never resent.
         assert wait_until(lambda: outbox.depth == 0, 30), (outbox.depth, dict(outbox.counts))
         doc = monitor.check()
         link = doc["components"]["mqtt"]
         assert link["state"] == "red", link
         assert "disk refuses writes" in link["message"] and "free space" in link["message"]
         assert mqtt.link_health()["outbox_problem"] == outbox.problem()
+        # Room comes back: every acknowledged row is really deleted from the disk.
+        (tiny_fs / "filler").unlink()
+        assert wait_until(lambda: not outbox.pending_acks and outbox.bytes == 0, 30), dict(
+            outbox.counts
+        )
     finally:
         mqtt.close()
         sub.close()
