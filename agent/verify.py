@@ -123,6 +123,8 @@ class FrameVerifier:
         sorted copy of every remembered address per demodulator batch was 16 ms at
         100,000 of them).
         """
+        import numpy as np  # only IQ sources ask, and they have numpy loaded already
+
         with self._lock:
             recent, ttl = self._recent, self.address_ttl_s
             return np.array(
