@@ -7,7 +7,7 @@ publisher, the monitor) ends on the one `stop` event; SIGTERM and SIGINT set it,
 `stop()` then closes what was started in the reverse order.
 
 One wall clock (`clock`) is injected into everything that stamps or ages by wall time:
-the sources' start time, the outbox, the MQTT publisher, track expiry.
+the sources' start time, the outbox, the MQTT publisher, track expiry, the status file.
 """
 
 from __future__ import annotations
@@ -189,6 +189,7 @@ class App:
             self.notifier,
             site=self.cfg.site.name,
             status_path=self.status_path,
+            wall=self.clock,
         )
         self.monitor.start()  # READY=1: config valid, sources open, outputs made
 

@@ -87,6 +87,7 @@ class ServiceMonitor:
         status_path: the JSON status file, or None for none.
         interval, stall_s: override the values derived from the watchdog (tests).
         clock: monotonic clock (tests may pass their own).
+        wall: wall clock for the times written into the status file.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class ServiceMonitor:
         interval: float | None = None,
         stall_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ):
         wd = notifier.watchdog_s
         self.probe = probe
@@ -110,6 +112,7 @@ class ServiceMonitor:
         self.interval = interval or (min(STATUS_INTERVAL_S, wd / 2) if wd else STATUS_INTERVAL_S)
         self.stall_s = stall_s or (max(wd, self.interval * 2) if wd else DEFAULT_STALL_S)
         self.clock = clock
+        self.wall = wall  # the App's wall clock, for the status file's times
         self.pings = 0
         self.stalled = False
         self._thread = threading.Thread(target=self._run, name="service-monitor", daemon=True)
@@ -134,7 +137,7 @@ class ServiceMonitor:
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
         if self.status_path is not None:
-            now = time.time()
+            now = self.wall()
             self._write(
                 {
                     "v": 1,
@@ -190,7 +193,7 @@ class ServiceMonitor:
             now,
             idle,
             stalled=self.stalled,
-            wall=time.time(),
+            wall=self.wall(),
             expires_s=EXPIRY_INTERVALS * self.interval,
             watchdog_s=self.notifier.watchdog_s,
         )
