@@ -192,32 +192,14 @@ def bench_mqtt() -> None:
     from agent.outbox import Outbox
     from agent.outputs.mqtt import MqttPublisher
     from agent.records import position_record
-    from agent.track import Aircraft
     from tests.conftest import Broker
+    from tests.helpers import strip_aircraft
     from tests.mqtt_helpers import Subscriber
-
-    def aircraft(i: int) -> Aircraft:
-        return Aircraft(
-            icao=f"E48A{i:02X}",
-            first_seen=1_767_225_600.0,
-            last_seen=1_767_225_601.0 + i,
-            country="BR",
-            messages=10 + i,
-            lat=-15.61,
-            lon=-56.11,
-            position_time=1_767_225_601.0 + i,
-            position_source="cpr_local",
-            alt_baro_ft=1500,
-            category="A1",
-            callsign="PTABC",
-            gs_kt=90.0,
-            track_deg=270.0,
-        )
 
     site = SiteConfig(name="strip-01", lat=-15.6, lon=-56.1, elevation_ft=600)
     records = []
     for i in range(40):
-        r = position_record(aircraft(i), site, ("low",))
+        r = position_record(strip_aircraft(i), site, ("low",))
         if i % 10 == 3:
             r["tags"] = [f"{k}" * 80 for k in range(10)]
         records.append(r)

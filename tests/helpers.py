@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import socket
 import threading
 import time
@@ -62,6 +63,38 @@ def located_aircraft(i: int, **fields: Any) -> Aircraft:
         "alt_baro_ft": 1200,
     }
     return Aircraft(**(base | fields))
+
+
+def strip_aircraft(i: int) -> Aircraft:
+    """Light aircraft number `i` (address E48Ann) over the strip, with everything a
+    position record carries: the sample records of the publishing tests."""
+    return Aircraft(
+        icao=f"E48A{i:02X}",
+        first_seen=1_767_225_600.0,
+        last_seen=1_767_225_601.0 + i,
+        country="BR",
+        messages=10 + i,
+        lat=-15.61,
+        lon=-56.11,
+        position_time=1_767_225_601.0 + i,
+        position_source="cpr_local",
+        alt_baro_ft=1500,
+        category="A1",
+        callsign="PTABC",
+        gs_kt=90.0,
+        track_deg=270.0,
+    )
+
+
+class LogLines(logging.Handler):
+    """Messages logged on one logger, whatever the global logging set-up."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 class SourceRunner:

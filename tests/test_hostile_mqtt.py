@@ -19,23 +19,13 @@ from agent.outbox import Outbox
 from agent.outputs.mqtt import MqttPublisher
 from agent.records import position_record
 from tests.conftest import Broker
+from tests.helpers import LogLines, strip_aircraft
 from tests.mqtt_helpers import Subscriber
-from tests.test_publish import SITE, _aircraft
-
-
-class _Lines(logging.Handler):
-    """Messages logged on one logger, whatever the global logging set-up."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+from tests.test_publish import SITE
 
 
 def _records() -> list[dict]:
-    records = [position_record(_aircraft(i), SITE, ("low",)) for i in range(20)]
+    records = [position_record(strip_aircraft(i), SITE, ("low",)) for i in range(20)]
     big = dict(records[7])
     big["tags"] = ["x" * 50] * 10  # about 1.1 kB; the others about 600 bytes
     records[7] = big
@@ -52,7 +42,7 @@ def test_a_record_too_large_for_the_broker_is_set_aside_and_the_rest_flows(tmp_p
     try:
         assert pub.wait_connected(10)
         records = _records()
-        said = _Lines()
+        said = LogLines()
         logging.getLogger("agent.mqtt").addHandler(said)
         try:
             seqs = [pub.publish(r) for r in records]
@@ -99,7 +89,7 @@ def test_a_batch_too_large_goes_again_row_by_row(tmp_path):
         # Random callsigns: a batch compresses to well over 800 bytes.
         records = []
         for i in range(30):
-            r = position_record(_aircraft(i), SITE, ("low",))
+            r = position_record(strip_aircraft(i), SITE, ("low",))
             r["callsign"] = f"{i * 7919 % 99991:05d}{i:03d}"
             records.append(r)
         # Incompressible: too large even inside a compressed batch.

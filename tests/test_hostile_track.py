@@ -12,6 +12,7 @@ from agent.frame import Frame
 from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
 from agent.track import Tracker
+from tests.helpers import LogLines
 
 # Real airborne positions, even and odd, 0.5 s apart (OpenSky, aircraft 484506); only
 # the address and parity are changed below. An aircraft has a position and is selected
@@ -71,17 +72,6 @@ def test_an_aircraft_evicted_and_heard_again_before_it_is_ended_goes_on() -> Non
     assert tracker.counts["tracks_started"] == 3 and tracker.counts["tracks_evicted"] == 1
 
 
-class _Lines(logging.Handler):
-    """Messages logged on one logger, whatever the global logging set-up."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def test_a_clock_stepped_back_does_not_freeze_expiry() -> None:
     # 200 aircraft heard, then the wall clock (and frame time) steps back an hour and
     # only one aircraft is heard: the others end a minute later, not an hour.
@@ -90,7 +80,7 @@ def test_a_clock_stepped_back_does_not_freeze_expiry() -> None:
     for i in range(200):
         _heard(pipeline, 0x500000 + i, t0 + i * 0.01)
     assert len(_events(out, "track_start")) == 200
-    said = _Lines()
+    said = LogLines()
     track_log = logging.getLogger("agent.track")
     track_log.addHandler(said)
     try:

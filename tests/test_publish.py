@@ -14,31 +14,11 @@ from agent.outputs.mqtt_link import parse_mqtt_url
 from agent.outputs.stdout import StdoutPublisher
 from agent.records import event_record, position_record
 from agent.schema import EventKind
-from agent.track import Aircraft
 from tests.conftest import Broker
-from tests.helpers import validate
+from tests.helpers import strip_aircraft, validate
 from tests.mqtt_helpers import Subscriber
 
 SITE = SiteConfig(name="strip-01", lat=-15.6, lon=-56.1, elevation_ft=600)
-
-
-def _aircraft(i: int) -> Aircraft:
-    return Aircraft(
-        icao=f"E48A{i:02X}",
-        first_seen=1_767_225_600.0,
-        last_seen=1_767_225_601.0 + i,
-        country="BR",
-        messages=10 + i,
-        lat=-15.61,
-        lon=-56.11,
-        position_time=1_767_225_601.0 + i,
-        position_source="cpr_local",
-        alt_baro_ft=1500,
-        category="A1",
-        callsign="PTABC",
-        gs_kt=90.0,
-        track_deg=270.0,
-    )
 
 
 def _publisher(url: str, tmp_path, **info) -> MqttPublisher:
@@ -50,9 +30,9 @@ def test_records_arrive_on_documented_topics_and_match_the_schema(broker, tmp_pa
     sub = Subscriber(broker.port, "adsb/v1/#")
     pub = _publisher(broker.url, tmp_path, receiver=[-15.6, -56.1])
     assert pub.wait_connected(10)
-    records = [position_record(_aircraft(i), SITE, ("low", "light")) for i in range(20)]
+    records = [position_record(strip_aircraft(i), SITE, ("low", "light")) for i in range(20)]
     records.append(
-        event_record(EventKind.TRACK_START, _aircraft(0), SITE, 1_767_225_601.0, ("low",))
+        event_record(EventKind.TRACK_START, strip_aircraft(0), SITE, 1_767_225_601.0, ("low",))
     )
     for r in records:
         validate(r)
@@ -81,7 +61,7 @@ def test_records_arrive_on_documented_topics_and_match_the_schema(broker, tmp_pa
 def test_broker_down_at_start_then_up_delivers_queued_records(tmp_path):
     b = Broker(tmp_path)
     pub = _publisher(b.url, tmp_path)
-    records = [position_record(_aircraft(i), SITE, ("low",)) for i in range(5)]
+    records = [position_record(strip_aircraft(i), SITE, ("low",)) for i in range(5)]
     for r in records:
         pub.publish(r)
     assert not pub.connected.is_set()
@@ -114,8 +94,8 @@ def test_refused_credentials_are_reported_not_retried_silently(tmp_path):
 def test_stdout_publisher_writes_one_json_object_per_line():
     buf = io.StringIO()
     pub = StdoutPublisher(buf)
-    pub.publish(position_record(_aircraft(1), SITE, ("low",)))
-    pub.publish(event_record(EventKind.TRACK_START, _aircraft(1), SITE, 1.0))
+    pub.publish(position_record(strip_aircraft(1), SITE, ("low",)))
+    pub.publish(event_record(EventKind.TRACK_START, strip_aircraft(1), SITE, 1.0))
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2
     for line in lines:
@@ -133,7 +113,7 @@ def test_health_is_retained_with_link_outbox_and_pipeline_figures(broker, tmp_pa
     pub = MqttPublisher(
         cfg, SITE.name, Outbox(tmp_path / "o.sqlite"), health=lambda: {"rates": {"frames": 1.5}}
     ).start()
-    pub.publish(position_record(_aircraft(1), SITE, ("low",)))
+    pub.publish(position_record(strip_aircraft(1), SITE, ("low",)))
     assert sub.wait_for(lambda s: len(s.payloads("adsb/v1/strip-01/health")) >= 1, 10)
     health = json.loads(sub.payloads("adsb/v1/strip-01/health")[-1])
     assert health["site"] == "strip-01" and health["rates"] == {"frames": 1.5}
@@ -152,8 +132,8 @@ def test_batched_positions_arrive_compressed_with_every_seq(broker, tmp_path):
     cfg = MqttConfig(url=broker.url, batch_s=0.5)
     pub = MqttPublisher(cfg, SITE.name, Outbox(tmp_path / "o.sqlite")).start()
     for i in range(50):
-        pub.publish(position_record(_aircraft(i % 5), SITE, ("low",)))
-    pub.publish(event_record(EventKind.TRACK_START, _aircraft(0), SITE, 1_767_225_601.0))
+        pub.publish(position_record(strip_aircraft(i % 5), SITE, ("low",)))
+    pub.publish(event_record(EventKind.TRACK_START, strip_aircraft(0), SITE, 1_767_225_601.0))
     assert pub.flush(10)
     batches = sub.payloads("adsb/v1/strip-01/positions")
     assert 1 <= len(batches) <= 3
@@ -172,7 +152,7 @@ def test_mqtt_311_option_delivers_too(broker, tmp_path):
     cfg = MqttConfig(url=broker.url, protocol="3.1.1")
     pub = MqttPublisher(cfg, SITE.name, Outbox(tmp_path / "o.sqlite")).start()
     for i in range(5):
-        pub.publish(position_record(_aircraft(i), SITE, ("low",)))
+        pub.publish(position_record(strip_aircraft(i), SITE, ("low",)))
     assert pub.flush(10)
     assert sub.wait_for(lambda s: len(s.records()) == 5)
     pub.close()

@@ -34,6 +34,7 @@ from agent.sources.rtlsdr import ENV_LIBRTLSDR, RtlSdrSource, parse_device
 from agent.sources.tuner import TunerOptions, parse_tuner_options
 from tests import fake_rtlsdr
 from tests.conftest import REPO, shared_data
+from tests.helpers import LogLines
 from tests.helpers import SourceRunner as Runner
 
 RECORDING = "iq/modes1_2400.uc8"
@@ -374,19 +375,8 @@ def test_live_samples_are_demodulated_in_large_blocks_and_kept_across_a_restart(
 # -- open failures in words (issue 14) ---------------------------------------------------
 
 
-class _Lines(logging.Handler):
-    """Messages logged on one logger, whatever the global logging set-up."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def _open_failure(src: RtlSdrSource) -> str:
-    said = _Lines()
+    said = LogLines()
     source_log = logging.getLogger("agent.sources.rtlsdr")
     source_log.addHandler(said)
     try:
