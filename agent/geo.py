@@ -27,6 +27,16 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
 
 
+def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Initial great-circle bearing from the first point to the second, 0-360 deg
+    (coverage sectors around the site)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dl = math.radians(lon2 - lon1)
+    y = math.sin(dl) * math.cos(p2)
+    x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
+    return math.degrees(math.atan2(y, x)) % 360.0
+
+
 def offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
     """The point `east_m` east and `north_m` north of (lat, lon), on a flat patch
     scaled at `lat`: exact enough for the tens of km scenarios place aircraft at."""

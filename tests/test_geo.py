@@ -58,3 +58,10 @@ def test_the_earth_radius_is_written_only_in_geo():
         if path.name != "geo.py" and "6371" in path.read_text().replace("_", "")
     ]
     assert copies == []
+
+
+def test_bearings_point_the_right_way():
+    assert geo.bearing_deg(0.0, 0.0, 1.0, 0.0) == pytest.approx(0.0)  # north
+    assert geo.bearing_deg(0.0, 0.0, 0.0, 1.0) == pytest.approx(90.0)  # east
+    assert geo.bearing_deg(0.0, 0.0, -1.0, 0.0) == pytest.approx(180.0)
+    assert geo.bearing_deg(0.0, 0.0, 0.0, -1.0) == pytest.approx(270.0)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.geo import haversine_km
+from agent.geo import bearing_deg, haversine_km
 from agent.outputs.base import Output
 from agent.outputs.web import health
 from agent.sources.gain import STRONG_DBFS
@@ -54,14 +54,6 @@ class PipelineView:
     aircraft: Callable[[], list[Aircraft]]
     selections: Callable[[], dict[str, tuple[str, ...]]]
     stats: Callable[[], dict[str, int]]
-
-
-def _bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dl = math.radians(lon2 - lon1)
-    y = math.sin(dl) * math.cos(p2)
-    x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
-    return math.degrees(math.atan2(y, x)) % 360.0
 
 
 def _r(value: float | None, digits: int = 1) -> float | None:
@@ -240,7 +232,7 @@ class WebState(Output):
     def _extend_coverage(self, hour: int, lat: float, lon: float) -> None:
         assert self.site is not None
         km = haversine_km(self.site[0], self.site[1], lat, lon)
-        sector = int(_bearing_deg(self.site[0], self.site[1], lat, lon)) % COVERAGE_SECTORS
+        sector = int(bearing_deg(self.site[0], self.site[1], lat, lon)) % COVERAGE_SECTORS
         ring = self._coverage.setdefault(hour, [None] * COVERAGE_SECTORS)
         best = ring[sector]
         if best is None or km > best[0]:
