@@ -187,3 +187,15 @@ def test_night_flight_tagged_once():
     for i in range(10):
         fly.step(1.0, STRIP[0] + i * 0.001, STRIP[1], 2000, 100, 0.0)
     assert fly.end().count(EventKind.NIGHT_FLIGHT) == 1
+
+
+def test_aerodromes_within_a_radius_agree_with_the_nearest_one():
+    from agent.intel.aerodromes import Aerodromes
+
+    table = Aerodromes.load()
+    lat, lon = -15.6, -56.1  # Cuiaba: SBCY and a cluster of strips
+    found = table.within(lat, lon, 100.0)
+    assert len(found) > 3
+    assert [km for _, km in found] == sorted(km for _, km in found)
+    assert all(km <= 100.0 for _, km in found)
+    assert found[0][0] == table.nearest(lat, lon, 100.0)

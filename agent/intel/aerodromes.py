@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -108,7 +108,20 @@ class Aerodromes:
         return Aerodrome(code, name, self._lat[i], self._lon[i], self._elevation_ft[i])
 
     def nearest(self, lat: float, lon: float, within_km: float = NEAR_KM) -> Aerodrome | None:
-        """The closest aerodrome within `within_km`, or None.
+        """The closest aerodrome within `within_km`, or None."""
+        best, best_km = -1, within_km
+        for i, km in self._scan(lat, lon, within_km):
+            if km <= best_km:
+                best, best_km = i, km
+        return self._entry(best) if best >= 0 else None
+
+    def within(self, lat: float, lon: float, within_km: float) -> list[tuple[Aerodrome, float]]:
+        """Every aerodrome within `within_km` with its distance, nearest first (the map)."""
+        found = sorted(self._scan(lat, lon, within_km), key=lambda hit: hit[1])
+        return [(self._entry(i), km) for i, km in found]
+
+    def _scan(self, lat: float, lon: float, within_km: float) -> Iterator[tuple[int, float]]:
+        """(entry, km) of each aerodrome within `within_km`, in table order.
 
         A bounding box in degrees rules out almost every candidate before the
         great-circle distance is computed (Mato Grosso alone has hundreds of strips).
@@ -116,18 +129,16 @@ class Aerodromes:
         dlat = within_km / 111.0
         dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
         lats, lons, following = self._lat, self._lon, self._next
-        best, best_km = -1, within_km
         for cla in range(math.floor(lat - dlat), math.floor(lat + dlat) + 1):
             for clo in range(math.floor(lon - dlon), math.floor(lon + dlon) + 1):
                 i = self._first.get(_cell(cla, (clo + 180) % 360 - 180), -1)
                 while i >= 0:
                     elat, elon = lats[i], lons[i]
-                    if abs(elat - lat) <= dlat and abs(elon - lon) <= dlon:
+                    if abs(elat - lat) <= dlat and abs((elon - lon + 180) % 360 - 180) <= dlon:
                         km = haversine_km(lat, lon, elat, elon)
-                        if km <= best_km:
-                            best, best_km = i, km
+                        if km <= within_km:
+                            yield i, km
                     i = following[i]
-        return self._entry(best) if best >= 0 else None
 
 
 def _cell(lat_deg: int, lon_deg: int) -> int:

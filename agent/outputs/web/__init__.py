@@ -13,6 +13,7 @@ from agent.errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
+    from agent.intel.aerodromes import Aerodromes
     from agent.outputs.base import Output
     from agent.pipeline import Pipeline
 
@@ -79,9 +80,23 @@ def build_outputs(
 
     state = WebState(cfg, pipeline_view(pipeline), status=status, sources=sources, links=links)
     try:
-        server = WebServer(state, http.bind, http.port, Gate(password), static_map(cfg))
+        layers = static_map(cfg, _aerodromes(cfg, pipeline))
+        server = WebServer(state, http.bind, http.port, Gate(password), layers)
     except OSError as err:
         raise AgentError(
             f"http: cannot listen on {http.bind}:{http.port}: {err.strerror}"
         ) from None
     return [server]
+
+
+def _aerodromes(cfg: AgentConfig, pipeline: Pipeline) -> Aerodromes | None:
+    """The pipeline's aerodrome table (its event analyst has it), loaded here only when
+    events are off but the map should still show aerodromes."""
+    if not cfg.intel.aerodromes:
+        return None
+    analyst = pipeline.analyst
+    if analyst is not None and analyst.aerodromes is not None:
+        return analyst.aerodromes
+    from agent.intel.aerodromes import Aerodromes
+
+    return Aerodromes.load()
