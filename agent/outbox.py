@@ -509,11 +509,13 @@ class Outbox:
             return out
 
     def oldest_created(self) -> float | None:
+        """When the oldest waiting record was taken: the first row by seq (rows are
+        stamped in seq order), one primary-key step instead of a scan of every row for
+        MIN(created), so health and the page may ask often of a large backlog."""
         with self._lock:
-            row = self._db.execute("SELECT MIN(created) FROM records").fetchone()
+            row = self._db.execute("SELECT created FROM records ORDER BY seq LIMIT 1").fetchone()
             held = self._spill[0].created if self._spill else None
-        found = [t for t in (row[0], held) if t is not None]
-        return min(found) if found else None
+        return row[0] if row is not None else held
 
     def problem(self) -> str | None:
         """What is wrong with the outbox in words, for the status file; None if fine."""

@@ -224,3 +224,15 @@ def test_full_disk_that_stays_full_still_delivers_and_deletes(tmp_path):
         ob.close()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_the_oldest_waiting_record_is_the_first_by_seq(tmp_path):
+    now = [1000.0]
+    ob = Outbox(tmp_path / "o.db", clock=lambda: now[0], monotonic=lambda: now[0])
+    assert ob.oldest_created() is None
+    seqs = []
+    for _ in range(3):
+        seqs.append(ob.put("t", _rec(len(seqs))))
+        now[0] += 10
+    ob.ack(seqs[:1])
+    assert ob.oldest_created() == 1010.0

@@ -32,6 +32,7 @@ class LinkState:
         cleared by the next successful connect.
     outbox_depth: records committed and not yet acknowledged.
     outbox_problem: what is wrong with the outbox (a full disk), in words, else None.
+    outbox_oldest_age_s: how long the oldest waiting record has waited, None if none.
     set_aside: records the far end refused for themselves (too large) and that were
         set aside so the rest could flow; set_aside_last: the latest, in words.
     """
@@ -41,6 +42,7 @@ class LinkState:
     connect_error: str | None = None
     outbox_depth: int = 0
     outbox_problem: str | None = None
+    outbox_oldest_age_s: float | None = None
     set_aside: int = 0
     set_aside_last: str | None = None
 

@@ -395,21 +395,24 @@ class MqttPublisher(Output):
                 self.publish_refused = None
 
     def link_state(self) -> LinkState:
-        """The cheap part of the link health, for the service monitor every few seconds
-        (`link_health()` also scans the outbox for its oldest row)."""
+        """The link's state for the service monitor and the page, every few seconds."""
         return LinkState(
             connected=self.connected.is_set(),
             refused=self.refused_reason or self.publish_refused,
             connect_error=self.connect_error,
             outbox_depth=self.outbox.depth,
             outbox_problem=self.outbox.problem(),
+            outbox_oldest_age_s=self._oldest_age_s(),
             set_aside=self.counts["set_aside"],
             set_aside_last=self.set_aside_last,
         )
 
+    def _oldest_age_s(self) -> float | None:
+        oldest = self.outbox.oldest_created()
+        return None if oldest is None else round(self.outbox.now() - oldest, 1)
+
     def link_health(self) -> dict[str, Any]:
         """The link and outbox part of the health payload."""
-        oldest = self.outbox.oldest_created()
         return {
             "connected": self.connected.is_set(),
             "refused": self.refused_reason or self.publish_refused,
@@ -418,7 +421,7 @@ class MqttPublisher(Output):
             "in_flight": sum(len(seqs) for seqs in self._inflight.values()),
             "outbox_depth": self.outbox.depth,
             "outbox_bytes": self.outbox.bytes,
-            "outbox_oldest_age_s": None if oldest is None else round(self.outbox.now() - oldest, 1),
+            "outbox_oldest_age_s": self._oldest_age_s(),
             "outbox_dropped_full": self.outbox.counts["dropped_full"],
             "outbox_dropped_expired": self.outbox.counts["dropped_expired"],
             "outbox_spilled": self.outbox.spilled,

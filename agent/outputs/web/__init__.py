@@ -14,7 +14,7 @@ from agent.errors import AgentError, ConfigError
 if TYPE_CHECKING:
     from agent.config import AgentConfig
     from agent.intel.aerodromes import Aerodromes
-    from agent.outputs.base import Output
+    from agent.outputs.base import LinkState, Output
     from agent.pipeline import Pipeline
 
 
@@ -73,10 +73,9 @@ def build_outputs(
             ]
         )
 
-    def links() -> list[dict[str, Any]]:
-        return [
-            out.link_health() for out in list(pipeline.publishers) if hasattr(out, "link_health")
-        ]
+    def links() -> list[LinkState]:
+        states = (out.link_state() for out in list(pipeline.publishers))
+        return [state for state in states if state is not None]
 
     state = WebState(cfg, pipeline_view(pipeline), status=status, sources=sources, links=links)
     try:

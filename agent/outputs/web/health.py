@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import check
+from agent.outputs.base import LinkState
 from agent.sources.gain import GainPolicy
 
 GREEN, AMBER, RED, GREY = "green", "amber", "red", "grey"
@@ -85,15 +86,15 @@ def status_badges(status: dict[str, Any] | None, now: float) -> list[Badge]:
     return out
 
 
-def link_badges(links: Sequence[dict[str, Any]]) -> list[Badge]:
-    """Outbox depth and oldest age (the MQTT output's link_health)."""
+def link_badges(links: Sequence[LinkState]) -> list[Badge]:
+    """Outbox depth and oldest age of each output with a broker link."""
     out = []
     for link in links:
-        depth, age = link.get("outbox_depth", 0), link.get("outbox_oldest_age_s")
+        depth, age = link.outbox_depth, link.outbox_oldest_age_s
         text = f"{depth} records waiting" + (f", oldest {_age(age)}" if age else "")
         state = GREEN if depth < 1000 and (age or 0) < 600 else AMBER
-        if link.get("outbox_problem"):
-            state, text = RED, f"{text}: {link['outbox_problem']}"
+        if link.outbox_problem:
+            state, text = RED, f"{text}: {link.outbox_problem}"
         out.append(
             Badge("outbox", state, text, "records are kept on disk until the broker takes them")
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.geo import bearing_deg, haversine_km
-from agent.outputs.base import Output
+from agent.outputs.base import LinkState, Output
 from agent.outputs.web import health
 from agent.sources.gain import STRONG_DBFS
 
@@ -93,7 +93,7 @@ class WebState(Output):
         view: the pipeline's read-only view.
         status: the service monitor's latest status dict (ServiceMonitor.last_status).
         sources: the open sources (noise floor and gain of IQ inputs).
-        links: link_health() of outputs with a broker link (outbox depth, oldest age).
+        links: the link state of outputs with a broker link (outbox depth, oldest age).
         wall: the wall clock.
     """
 
@@ -104,7 +104,7 @@ class WebState(Output):
         *,
         status: Callable[[], dict[str, Any] | None] | None = None,
         sources: Sequence[Any] = (),
-        links: Callable[[], list[dict[str, Any]]] | None = None,
+        links: Callable[[], list[LinkState]] | None = None,
         wall: Callable[[], float] = time.time,
     ):
         self.cfg = cfg
@@ -135,7 +135,7 @@ class WebState(Output):
         self._prev_positions = 0
         self._strong_window: deque[tuple[int, int]] = deque(maxlen=STRONG_WINDOW_S)
         self._rates = {"messages_per_s": 0.0, "positions_per_s": 0.0}
-        self._link_health: list[dict[str, Any]] = []
+        self._links: list[LinkState] = []
         self._links_due = 0.0
         self.checks = health.SlowChecks(cfg.state_dir, cfg.outbox.max_mb)
 
@@ -193,7 +193,7 @@ class WebState(Output):
             self._prev_positions = positions
         if now >= self._links_due:
             self._links_due = now + 5.0
-            self._link_health = self.links()
+            self._links = self.links()
         self.checks.refresh()
         self.counts["samples"] += 1
 
@@ -318,7 +318,7 @@ class WebState(Output):
             levels = sum(n for _, n in self._strong_window)
             rates = dict(self._rates)
         badges = health.status_badges(status, now)
-        badges += health.link_badges(self._link_health)
+        badges += health.link_badges(self._links)
         badges += health.source_badges(self.sources)
         badges.append(health.strong_badge(strong, levels))
         badges += [
