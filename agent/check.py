@@ -272,6 +272,7 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
     cannot_open_fix and no_data_fix).
     """
     from agent.sources import OpenContext, parse_source
+    from agent.sources.base import noise_floor_dbfs
 
     try:
         spec = parse_source(url)
@@ -333,7 +334,7 @@ def check_source(url: str, listen_s: float = SOURCE_LISTEN_S) -> list[Result]:
             )
         ]
     out = [Result("samples", PASS, f"{url}: {got}, {frames[0]} frames in {elapsed:.1f} s")]
-    noise = _noise_floor(src)
+    noise = noise_floor_dbfs(src)
     if noise is not None:
         out.append(judge_noise(noise))
     return out
@@ -349,12 +350,6 @@ class _SourceWarnings(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self.first is None:
             self.first = record.getMessage()
-
-
-def _noise_floor(src: Any) -> float | None:
-    demod = getattr(src, "demod", None) or getattr(getattr(src, "live", None), "demod", None)
-    value = getattr(demod, "noise_floor_dbfs", None)
-    return value if isinstance(value, float) else None
 
 
 def judge_noise(noise_dbfs: float) -> Result:

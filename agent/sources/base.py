@@ -30,3 +30,11 @@ class Source(Protocol):
         Blocking reads must wake at least every 0.5 s to look at `stop`.
         """
         ...
+
+
+def noise_floor_dbfs(src: object) -> float | None:
+    """The receiver's noise floor for a source that demodulates IQ itself (file, dongle,
+    rtl_tcp: each has a `noise_floor_dbfs` property), None for any other or before the
+    first block. The self-check, the page and the status ask through here."""
+    value = getattr(src, "noise_floor_dbfs", None)
+    return value if isinstance(value, float) else None

@@ -80,6 +80,11 @@ class IqFileSource:
         # One counter for the source and its demodulator: preambles, rejections, frames.
         self.counts: Counter[str] = self.demod.counts
 
+    @property
+    def noise_floor_dbfs(self) -> float | None:
+        """The demodulator's noise floor (dBFS), None before the first block."""
+        return self.demod.noise_floor_dbfs
+
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Yield verified frames in receive order until the input ends or `stop` is set."""
         width = BYTES_PER_SAMPLE[self.fmt]

@@ -213,6 +213,11 @@ class RtlSdrSource:
         # The gain the device is at (dB), or "auto"; kept across reopens.
         self.gain_db: float | None = None
 
+    @property
+    def noise_floor_dbfs(self) -> float | None:
+        """The demodulator's noise floor (dBFS), None before the first block."""
+        return self.live.demod.noise_floor_dbfs
+
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Frames from the dongle, reopening it as needed; returns only when `stop` is set."""
         reopen = Reopener(self.name, stop, log, self.counts, self.backoff)

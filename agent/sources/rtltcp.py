@@ -177,6 +177,11 @@ class RtlTcpSource:
         self.tuner: int | None = None
         self.gain_count: int | None = None
 
+    @property
+    def noise_floor_dbfs(self) -> float | None:
+        """The demodulator's noise floor (dBFS), None before the first block."""
+        return self.live.demod.noise_floor_dbfs
+
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Frames from the server's stream; returns only when `stop` is set."""
         conn = _Connection()

@@ -21,6 +21,7 @@ from typing import Any
 
 from agent import check
 from agent.outputs.base import LinkState
+from agent.sources.base import noise_floor_dbfs
 from agent.sources.gain import GainPolicy
 
 GREEN, AMBER, RED, GREY = "green", "amber", "red", "grey"
@@ -113,11 +114,10 @@ def source_badges(sources: Sequence[Any]) -> list[Badge]:
     """Gain and noise floor of each IQ source (check's noise verdict)."""
     out = []
     for src in sources:
-        live = getattr(src, "live", None)
-        demod = getattr(src, "demod", None) or getattr(live, "demod", None)
-        noise = getattr(demod, "noise_floor_dbfs", None)
-        if not isinstance(noise, float):
+        noise = noise_floor_dbfs(src)
+        if noise is None:
             continue
+        live = getattr(src, "live", None)  # the dongle's and rtl_tcp's gain state
         badge = from_result(check.judge_noise(noise), "gain / noise")
         gain = getattr(src, "gain_db", None)
         adaptive = getattr(live, "gain", None) is not None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from agent.geo import bearing_deg, haversine_km
 from agent.outputs.base import LinkState, Output
 from agent.outputs.web import health
+from agent.sources.base import noise_floor_dbfs
 from agent.sources.gain import STRONG_DBFS
 
 if TYPE_CHECKING:
@@ -198,14 +199,8 @@ class WebState(Output):
         self.counts["samples"] += 1
 
     def _noise_floor(self) -> float | None:
-        for src in self.sources:
-            demod = getattr(src, "demod", None) or getattr(
-                getattr(src, "live", None), "demod", None
-            )
-            value = getattr(demod, "noise_floor_dbfs", None)
-            if isinstance(value, float):
-                return value
-        return None
+        floors = (noise_floor_dbfs(src) for src in self.sources)
+        return next((value for value in floors if value is not None), None)
 
     def _sample_tracks(self, aircraft: list[Aircraft], now: float) -> None:
         seen = set()
