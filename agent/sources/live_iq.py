@@ -84,6 +84,15 @@ class LiveIq:
         if self.gain is not None:
             self.gain.restart(self._fed / self.rate)
 
+    @property
+    def gathered_samples(self) -> int:
+        """Samples received but not yet demodulated (a block is still being gathered).
+
+        At a stop they are left undemodulated (not wanted, not lost), so anyone
+        accounting for every buffer received counts them apart.
+        """
+        return self._gathered_bytes // 2
+
     def feed(
         self, data: bytes, arrival: float, dropped: int = 0
     ) -> tuple[list[Frame], GainStep | None]:
