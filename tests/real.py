@@ -2,7 +2,7 @@
 whole pipeline: the evaluation of the alerts on real traffic (issue 13).
 
 Each recording is read into Frames with the recording's own receive times (UTC):
-Beast through the agent's own Beast decoder started at the publisher's UTC start
+Beast and AVR through the agent's own decoders started at the publisher's UTC start
 time, `unix_seconds,hex` logs and pyModeS's Comm-B samples line by line. No new
 source format: the frames go straight to `Pipeline.handle`.
 """
@@ -19,6 +19,7 @@ from agent.config import build_config
 from agent.frame import Frame
 from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
+from agent.sources.avr import AvrDecoder
 from agent.sources.beast import BeastDecoder
 
 DATA = Path(__file__).resolve().parent / "data" / "real"
@@ -48,8 +49,9 @@ class Recording:
     notes: dict = field(default_factory=dict)
 
     def frames(self) -> list[Frame]:
-        if self.format == "beast":
-            decoder = BeastDecoder(self.name, start_time=self.start_utc)
+        if self.format in ("beast", "avr"):
+            kind = BeastDecoder if self.format == "beast" else AvrDecoder
+            decoder = kind(self.name, start_time=self.start_utc)
             return decoder.feed(self.files[0].read_bytes()) + decoder.finish()
         out: list[Frame] = []
         for path in self.files:

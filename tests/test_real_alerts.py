@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+import agent.intel.events
 from agent.config import build_config
 from agent.frame import Frame
 from agent.outputs.stdout import StdoutPublisher
 from agent.pipeline import Pipeline
 from agent.sim.encode import all_call_reply, altitude_reply
-from tests.conftest import shared_root
+from tests.conftest import REPO, shared_root
 from tests.helpers import validate
 from tests.real import Recording, recordings, score
 from tests.scenarios import DAY, STRIP
@@ -30,7 +35,7 @@ def real() -> dict[str, Recording]:
 @pytest.fixture(scope="module")
 def runs(real) -> dict[str, list[dict]]:
     out = {}
-    for name in ("pulkovo-2018", "atlanta-2025"):
+    for name in ("pulkovo-2018", "atlanta-2025", "delft-2015"):
         records, _ = real[name].run()
         out[name] = records
     return out
@@ -119,7 +124,7 @@ def test_low_mode_s_only_airliners_are_not_reported(real):
 
 def test_low_mode_s_only_contact_heard_nine_times_is_reported_with_its_altitude():
     """No ADS-B: 9 replies in 52 s at 400-500 ft (the contact the 20-message threshold
-    never reported). Simulated replies: no public recording of one was found."""
+    never reported), simulated over a strip; the real one is 484516 in delft-2015."""
     icao = 0xE4B00C
     frames = [Frame(all_call_reply(icao), DAY, -30.0, "sim")]
     for i in range(9):
@@ -137,3 +142,69 @@ def test_low_mode_s_only_contact_heard_nine_times_is_reported_with_its_altitude(
     assert event["alt_baro_ft"] in (1200, 1300) and 400 <= event["agl_ft"] <= 500
     assert "mode_s_only" in event["tags"] and "low" in event["tags"]
     validate(event)
+
+
+DELFT_START = "2015-03-03T16:13:50.388510"  # the log's first time in the excerpt (UTC)
+DELFT_SITE = ("--site-lat", "52.0", "--site-lon", "4.37", "--site-elevation-ft", "0")
+
+
+def _replay_delft(real: dict[str, Recording], tmp_path: Path, **filter_cfg: float) -> list[dict]:
+    """`adsb-agent replay` of the Delft minute, as an operator runs it; `filter_cfg` goes
+    to a [filter] table of a --config file."""
+    args = ["replay", "--format", "avr", "--start-time", DELFT_START, *DELFT_SITE]
+    if filter_cfg:
+        config = tmp_path / "agent.toml"
+        config.write_text("[filter]\n" + "".join(f"{k} = {v}\n" for k, v in filter_cfg.items()))
+        args += ["--config", str(config)]
+    run = subprocess.run(
+        [sys.executable, "-m", "agent", *args, str(real["delft-2015"].files[0])],
+        capture_output=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=True,
+    )
+    return [json.loads(line) for line in run.stdout.decode().splitlines()]
+
+
+def test_real_low_mode_s_only_contact_is_reported_with_its_altitude(real, tmp_path):
+    """484516 never sends an extended squitter: 6 all-call replies, then DF0/DF20
+    altitude replies at 400-500 ft whose address comes from their parity, 9 in 52 s.
+    Reported once, on its 5th reply (16:14:21, 27 s after the first), at 500 ft."""
+    (event,) = _replay_delft(real, tmp_path)
+    assert event["event"] == "unlocated_contact" and event["icao"] == "484516"
+    assert event["ts"] == pytest.approx(1425399261.071, abs=0.001)
+    assert event["alt_baro_ft"] == 500 and event["agl_ft"] == 500
+    assert event["lat"] is None and event["country"] == "NL"
+    assert {"mode_s_only", "low"} <= set(event["tags"])
+    validate(event)
+
+
+def test_real_low_mode_s_only_contact_is_judged_by_its_altitude(real, tmp_path):
+    """Under a 450 ft ceiling its 500 ft reply is not enough; its next altitude reply, a DF20 at
+    400 ft ten seconds later, is. Under 350 ft it is never reported."""
+    (event,) = _replay_delft(real, tmp_path, max_height_ft=450)
+    assert event["icao"] == "484516" and event["alt_baro_ft"] == 400
+    assert event["ts"] == pytest.approx(1425399271.214, abs=0.001)
+    assert _replay_delft(real, tmp_path, max_height_ft=350) == []
+
+
+def test_real_low_mode_s_only_contact_needs_the_short_threshold(real, monkeypatch):
+    """9 replies: the old threshold of 20 never reported it."""
+    assert [r["icao"] for r in real["delft-2015"].run()[0]] == ["484516"]
+    monkeypatch.setattr(agent.intel.events, "UNLOCATED_MIN_MESSAGES", 20)
+    assert real["delft-2015"].run()[0] == []
+
+
+def test_real_mode_s_only_replies_count_only_once_their_address_was_heard(real):
+    """DF0/DF20 carry no address of their own (address/parity): without the all-call
+    replies that announce 484516, its altitude replies are noise to the address gate."""
+    rec = real["delft-2015"]
+    frames = [f for f in rec.frames() if not (f.df == 11 and f.msg[1:4].hex() == "484516")]
+    cfg = build_config({"site": {"name": rec.name, **rec.site}})
+    out = io.StringIO()
+    pipeline = Pipeline(cfg, [StdoutPublisher(out)])
+    for f in frames:
+        pipeline.handle(f)
+    pipeline.finish()
+    assert out.getvalue() == ""
