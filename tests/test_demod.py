@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from agent.crc import syndrome
-from agent.demod import Demodulator, slicer, trellis
+from agent.demod import Demodulator, candidates, slicer, trellis
+from agent.demod import iq as iq_module
 from agent.demod.iq import UC8_TABLE, sc16_to_iq, sc16_to_mag, uc8_to_iq, uc8_to_mag
 from agent.demod.timing import BLOCK_BITS, Timing
 from agent.frame import Frame
@@ -102,6 +103,36 @@ def test_iq_comes_with_every_block_or_none() -> None:
     assert not other.wants_iq
     other.process(mag, iq)
     other.process(mag)
+
+
+def test_conversions_in_passes_match_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Converted CONVERT_CHUNK samples at a time (bounded temporaries): the same values
+    # as the whole block at once, whatever the block's length against the pass.
+    rng = np.random.default_rng(15)
+    uc8 = rng.integers(0, 256, 2 * 1000 + 1, dtype=np.uint8).tobytes()
+    sc16 = rng.integers(0, 256, 4 * 1000 + 3, dtype=np.uint8).tobytes()
+    whole = uc8_to_mag(uc8), uc8_to_iq(uc8), sc16_to_mag(sc16)
+    monkeypatch.setattr(iq_module, "CONVERT_CHUNK", 37)
+    parts = uc8_to_mag(uc8), uc8_to_iq(uc8), sc16_to_mag(sc16)
+    for one, passes in zip(whole, parts, strict=True):
+        assert passes.shape == (1000,)
+        assert np.array_equal(one, passes)
+    out = np.empty(1000, dtype=np.float32)
+    assert uc8_to_mag(uc8, out=out) is out and np.array_equal(out, whole[0])
+    with pytest.raises(ValueError, match="one value per sample"):
+        sc16_to_mag(sc16, out=out[:-1])
+
+
+def test_stage_2_in_chunks_gives_the_same_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Preamble scores taken SCORE_CHUNK starts at a time: the same frames and counts.
+    raw = _raw(MODES1_24)[: 2 * 300_000]
+    whole = Demodulator(2.4e6)
+    frames = whole.process_raw(raw) + whole.flush()
+    monkeypatch.setattr(candidates, "SCORE_CHUNK", 97)
+    chunked = Demodulator(2.4e6)
+    assert chunked.process_raw(raw) + chunked.flush() == frames
+    assert chunked.counts == whole.counts
+    assert len(frames) > 100
 
 
 def test_sc16_full_scale_is_one() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 from agent import verify
 from agent.crc import flip_bit, single_bit_syndromes, syndrome, syndromes
 from agent.frame import Frame
-from agent.verify import MAX_CONFIRMING_REPAIR, FrameVerifier, Reject
+from agent.verify import MAX_CONFIRMING_REPAIR, FrameVerifier, Reject, SourceGate
 from tests.conftest import shared_data
 from tests.helpers import pms_adsb_frames
 
@@ -116,6 +116,27 @@ def test_multi_bit_repairs_do_not_confirm_on_the_fast_path():
     assert not v.seen_recently(0x4D2023, 1.0)
     v.accept_clean(Frame(DF17, 2.0, repaired_bits=1))
     assert v.seen_recently(0x4D2023, 2.0)
+
+
+def test_batched_confirmations_are_those_of_one_call_per_frame():
+    # The demodulator hands its confirmations over in batches: the same addresses,
+    # times and (through a SourceGate) refusals as one confirm_clean per frame.
+    address = 0x4D2023
+    batch = [(17, address, 3, 1.0), (11, 0x111111, 0, 1.5), (17, address, 0, 2.0)]
+    batch += [(17, address, 3, 3.0), (18, 0x222222, 0, 3.5), (17, 0x333333, 2, 4.0)]
+    one, many = FrameVerifier(), FrameVerifier()
+    for frame in batch:
+        one.confirm_clean(*frame)
+    many.confirm_clean_many(batch)
+    assert many.recent_addresses(5.0) == one.recent_addresses(5.0) == [0x111111, address]
+    frames = [Frame(DF17, t, repaired_bits=bits) for _df, _a, bits, t in batch[::3]]
+    one_gate, many_gate = SourceGate(FrameVerifier()), SourceGate(FrameVerifier())
+    for frame in batch:
+        one_gate.confirm_clean(*frame)
+    many_gate.confirm_clean_many(batch)
+    verdicts = [f.accepted for f in many_gate.judged(frames)]
+    assert verdicts == [f.accepted for f in one_gate.judged(frames)] == [False, True]
+    assert many_gate.verifier.recent_addresses(5.0) == one_gate.verifier.recent_addresses(5.0)
 
 
 def _classes(msgs: list[bytes]) -> list[int]:

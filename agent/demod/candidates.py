@@ -37,6 +37,9 @@ MAX_STARTS_PER_MSAMPLE = 32_768
 # (start, phase) pairs sliced per start sample, best preamble SNR first (not at the
 # trellis-only rates, whose finer phases each carry a different straddle).
 PHASES_PER_PREAMBLE = 2
+# Screened starts scored (stage 2) per pass: the product and its tests over this many
+# (about 1.6 MB of temporaries) stay in the CPU cache.
+SCORE_CHUNK = 8192
 # Unacceptable DFs one bit from DF17 or DF18 (1, 2, 19, 22, 25, 26): the only ones a
 # weak reply's DF repair (repair.extended_squitter_df) can make worth slicing.
 _NEAR_ES_TABLE = ONE_FROM_ES_TABLE & ~verify.ACCEPTED_DF_TABLE
@@ -124,15 +127,7 @@ class CandidateSearch:
         s = preamble.screen(buf, self._plan, fit, floor, NOISE_WINDOW, self._scratch)
         if s.size == 0:
             return None
-        # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
-        pre = slicer.windows(buf, self._score_matrix.shape[0])[s]
-        fl = floor[np.minimum(s // NOISE_WINDOW, floor.size - 1)]
-        # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
-        # others decode the same reply less cleanly (or not at all) and cost slicing.
-        max_phases = 0 if trellis_all else PHASES_PER_PREAMBLE
-        rows, good, level, weak = preamble.phase_scores(
-            pre, self._score_matrix, t, fl, self._strict_snr, max_phases
-        )
+        rows, good, level, weak = self._scores(buf, s, floor)
         cap = max(1, buf.size * MAX_STARTS_PER_MSAMPLE // 1_000_000)
         if rows.size > cap:
             keep = strongest(level.max(axis=1), cap)
@@ -180,3 +175,28 @@ class CandidateSearch:
         # Rows within 2 samples of each other belong to one preamble (its cluster).
         cluster = np.concatenate(([0], np.cumsum(np.diff(s) > 2)))[r]
         return Pairs(s, level, mine, r, p, weak, long, cluster)
+
+    def _scores(
+        self, buf: np.ndarray, s: np.ndarray, floor: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Stage 2 (preamble.phase_scores) of the screened starts `s`, in chunks of
+        SCORE_CHUNK starts: each chunk's product and tests stay in the CPU cache, and
+        the temporaries (about 200 bytes per start) stay small whatever the block."""
+        width = self._score_matrix.shape[0]
+        views = slicer.windows(buf, width)
+        # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
+        # others decode the same reply less cleanly (or not at all) and cost slicing.
+        max_phases = 0 if self.decider.trellis_all else PHASES_PER_PREAMBLE
+        parts = []
+        for a in range(0, s.size, SCORE_CHUNK):
+            chunk = s[a : a + SCORE_CHUNK]
+            # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
+            fl = floor[np.minimum(chunk // NOISE_WINDOW, floor.size - 1)]
+            rows, good, level, weak = preamble.phase_scores(
+                views[chunk], self._score_matrix, self.timing, fl, self._strict_snr, max_phases
+            )
+            parts.append((rows + a, good, level, weak))
+        if len(parts) == 1:
+            return parts[0]
+        rows, good, level, weak = zip(*parts, strict=True)
+        return np.concatenate(rows), np.vstack(good), np.vstack(level), np.vstack(weak)

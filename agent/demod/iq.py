@@ -25,6 +25,10 @@ def _build_uc8_table() -> np.ndarray:
 
 
 UC8_TABLE = _build_uc8_table()
+# Samples converted per pass: ndarray.take makes an intp copy of its indices (8 bytes a
+# sample: 4 MB for a 524288-sample block, all of it in the peak RSS), and SC16 needs
+# float temporaries; in passes of this many they stay small, at the same speed.
+CONVERT_CHUNK = 65536
 # The same pairs as complex samples, for the coherent trellis (agent.demod.coherent).
 UC8_IQ_TABLE = (
     (np.arange(65536) & 0xFF) + 1j * (np.arange(65536) >> 8) - UC8_OFFSET * (1 + 1j)
@@ -42,11 +46,25 @@ def uc8_to_mag(
     Returns:
         float32 array of len(raw) // 2 magnitudes (1.0 = full scale).
     """
+    return _uc8_lookup(UC8_TABLE, raw, out)
+
+
+def _uc8_lookup(
+    table: np.ndarray, raw: bytes | bytearray | memoryview | np.ndarray, out: np.ndarray | None
+) -> np.ndarray:
+    """table[I | Q << 8] of every UC8 sample, into `out` (new when None), in passes."""
     data = np.frombuffer(raw, dtype=np.uint8)
     pairs = data[: data.size & ~1].view("<u2")
+    if out is None:
+        out = np.empty(pairs.size, dtype=table.dtype)
+    elif out.shape != pairs.shape:
+        raise ValueError("out must hold one value per sample")
     # Every uint16 indexes the 64K table, so "wrap" never wraps: it only skips the
     # bounds check, and with `out` the copy that "raise" makes of it (a fifth faster).
-    return UC8_TABLE.take(pairs, out=out, mode="wrap")
+    for a in range(0, pairs.size, CONVERT_CHUNK):
+        b = a + CONVERT_CHUNK
+        table.take(pairs[a:b], out=out[a:b], mode="wrap")
+    return out
 
 
 def sc16_to_mag(
@@ -61,17 +79,23 @@ def sc16_to_mag(
         float32 array of len(raw) // 4 magnitudes (1.0 = full scale).
     """
     data = np.frombuffer(raw, dtype=np.uint8)
-    iq = data[: data.size & ~3].view("<i2").astype(np.float32)
-    i, q = iq[0::2], iq[1::2]
-    mag = np.sqrt(i * i + q * q, out=out)
-    mag *= np.float32(1.0 / SC16_FULL_SCALE)
-    return mag
+    values = data[: data.size & ~3].view("<i2")
+    n = values.size // 2
+    if out is None:
+        out = np.empty(n, dtype=np.float32)
+    elif out.shape != (n,):
+        raise ValueError("out must hold one value per sample")
+    for a in range(0, n, CONVERT_CHUNK):
+        iq = values[2 * a : 2 * (a + CONVERT_CHUNK)].astype(np.float32)
+        i, q = iq[0::2], iq[1::2]
+        mag = np.sqrt(i * i + q * q, out=out[a : a + CONVERT_CHUNK])
+        mag *= np.float32(1.0 / SC16_FULL_SCALE)
+    return out
 
 
 def uc8_to_iq(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """Complex64 samples of interleaved UC8 I/Q (1.0 = full scale), a gather per sample."""
-    data = np.frombuffer(raw, dtype=np.uint8)
-    return UC8_IQ_TABLE.take(data[: data.size & ~1].view("<u2"))
+    return _uc8_lookup(UC8_IQ_TABLE, raw, None)
 
 
 def sc16_to_iq(raw: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:

@@ -294,7 +294,7 @@ def phase_scores(
     e = matrix.T @ win[:, : matrix.shape[0]].T
     a, b, c, d = (e[k * nph : (k + 1) * nph] for k in range(4))
     second = _second_lowest(a, b, c, d)
-    h = np.float32(1 / timing.half_bit)
+    h = timing.inverse_half_bit
     snr = np.maximum(e[4 * nph :], np.float32(1e-6))
     np.divide(second, snr, out=snr)
     pulse = np.multiply(second, h, out=second)

@@ -185,8 +185,18 @@ class Resolver:
         frames: list[Frame] = []
         if b is None:
             return frames
-        seen = self.verifier.seen_recently
-        confirm = self.verifier.confirm_clean
+        verifier = self.verifier
+        # Confirmations are handed to the verifier in batches (one call, one lock),
+        # always before it is next asked about an address: the same answers as one
+        # confirm_clean per frame.
+        pending: list[tuple[int, int, int, float]] = []
+
+        def seen(address: int, at: float) -> bool:
+            if pending:
+                verifier.confirm_clean_many(pending)
+                pending.clear()
+            return verifier.seen_recently(address, at)
+
         counts = self.counts
         t, end, kind, conf, icao, rx = b.t, b.end, b.kind, b.confidence, b.icao, b.rx_time
         # Accepted frames per DF, into the Counters once per batch (not per frame).
@@ -224,7 +234,7 @@ class Resolver:
                 )
                 df = b.df[i]
                 if k >= SELF_CHECKED:  # the verifier's accept_clean, counted below
-                    confirm(df, b.aa[i], repaired, rx[i])
+                    pending.append((df, b.aa[i], repaired, rx[i]))
                 # Else ADDRESSED, and its address was seen_recently at its own time (above):
                 # all that the verifier's check() would ask of it (its length and DF are
                 # the decoder's own), so it is counted as accepted without judging it again.
@@ -235,7 +245,9 @@ class Resolver:
                 frames.append(frame)
                 continue
             counts["rejected_overlap"] += 1
-        self.verifier.count_accepted(accepted)
+        if pending:
+            verifier.confirm_clean_many(pending)
+        verifier.count_accepted(accepted)
         add_accepted(counts, accepted)
         self._busy_until = busy
         return frames

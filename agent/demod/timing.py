@@ -119,6 +119,14 @@ class Timing:
     bits: Taps
     span: int
 
+    # The derived sizes below are cached: each is asked for several times per block,
+    # and computing one (Fraction arithmetic, a min over the taps) cost up to 10 us.
+
+    @cached_property
+    def inverse_half_bit(self) -> np.float32:
+        """1 / half_bit as float32 (half-bit energies to mean magnitudes)."""
+        return np.float32(1 / self.half_bit)
+
     @cached_property
     def preamble_matrix(self) -> np.ndarray:
         """Dense (samples, phases * 16) weights: window @ matrix = half-bit energies.
@@ -134,18 +142,18 @@ class Timing:
         """Data bits per block: the bit grid repeats every BLOCK_BITS bits on the samples."""
         return BLOCK_BITS
 
-    @property
+    @cached_property
     def block_step(self) -> int:
         """Samples between the starts of consecutive blocks of BLOCK_BITS bits."""
         return int(2 * BLOCK_BITS * self.half_bit)
 
-    @property
+    @cached_property
     def window(self) -> int:
         """Samples from a candidate's start that the block slicer reads (>= span)."""
         last = (LONG_BITS - 1) // BLOCK_BITS
         return max(self.span, self.block_base + last * self.block_step + len(self.block_matrix))
 
-    @property
+    @cached_property
     def block_base(self) -> int:
         """Offset from a candidate's start sample of the first data block's first sample."""
         return int(self.bits.idx.min())
