@@ -58,21 +58,25 @@ _VELOCITY_FIELDS = (
 )
 
 
-def _stateless(msg: bytes) -> bool:
-    """Decoded from its bytes alone, into no per-aircraft state of pyModeS."""
+# What may be done with a frame, by its first byte (DF and CA/CF) and, for DF17, its
+# type code (the fifth byte's top five bits): one lookup a frame instead of a test each.
+_NEVER, _STATELESS, _VELOCITY, _MAY_MOVE_VELOCITY = 0, 1, 2, 3
+
+
+def _kind(msg: bytes) -> int:
     df = msg[0] >> 3
-    return df == _DF11 or df == _DF5 or (df == _DF17 and msg[4] >> 3 in _STATELESS_TCS)
-
-
-def _velocity(msg: bytes) -> bool:
-    return msg[0] >> 3 == _DF17 and msg[4] >> 3 == _VELOCITY_TC
-
-
-def _may_move_velocity(msg: bytes) -> bool:
-    """May bring a speed, track or heading: Comm-B replies, DF18 (ADS-R, TIS-B, other
-    emitters: velocities and positions too), DF17 surface positions."""
-    df = msg[0] >> 3
-    return df in _COMM_B_DFS or df == _DF18 or (df == _DF17 and 5 <= msg[4] >> 3 <= 8)
+    if df == _DF17:
+        tc = msg[4] >> 3
+        if tc == _VELOCITY_TC:
+            return _VELOCITY
+        if tc in _STATELESS_TCS:
+            return _STATELESS
+        # Surface positions bring a speed and track.
+        return _MAY_MOVE_VELOCITY if 5 <= tc <= 8 else _NEVER
+    if df == _DF11 or df == _DF5:
+        return _STATELESS
+    # Comm-B replies (5,0/6,0), DF18 (ADS-R, TIS-B, other emitters: velocities too).
+    return _MAY_MOVE_VELOCITY if df in _COMM_B_DFS or df == _DF18 else _NEVER
 
 
 class RepeatedReplies:
@@ -91,12 +95,13 @@ class RepeatedReplies:
     def fields(self, frame: Frame) -> dict[str, Any] | None:
         """A private copy of the fields of a repeat, or None (decode it)."""
         msg = frame.msg
-        if _stateless(msg):
+        kind = _kind(msg)
+        if kind == _STATELESS:
             seen = self._fields.get(msg)
             if seen is None or not 0.0 <= frame.rx_time - seen[0] <= self.window_s:
                 return None
             return dict(seen[1])
-        if _velocity(msg):
+        if kind == _VELOCITY:
             last = self._velocity.get(msg[1:4])
             if (
                 last is None
@@ -111,13 +116,14 @@ class RepeatedReplies:
         """Keep a decoded frame's fields (a copy) for its repeats, and forget a velocity
         that is no longer the last word on the aircraft's speed and track."""
         msg = frame.msg
-        if _stateless(msg):
+        kind = _kind(msg)
+        if kind == _STATELESS:
             cache = self._fields
             cache[msg] = (frame.rx_time, dict(fields))
             if len(cache) > _PRUNE_AT:
                 cutoff = frame.rx_time - self.window_s
                 self._fields = {m: v for m, v in cache.items() if v[0] >= cutoff}
-        elif _velocity(msg):
+        elif kind == _VELOCITY:
             if fields.get("velocity_mismatch"):  # rejected: a repeat may be judged otherwise
                 self._velocity.pop(msg[1:4], None)
                 return
@@ -127,8 +133,8 @@ class RepeatedReplies:
                 cutoff = frame.rx_time - self.window_s
                 self._velocity = {a: v for a, v in velocity.items() if v[0] >= cutoff}
         elif (
-            self._velocity
-            and _may_move_velocity(msg)
+            kind == _MAY_MOVE_VELOCITY
+            and self._velocity
             and any(fields.get(k) is not None for k in _VELOCITY_FIELDS)
         ):
             icao = fields.get("icao")
