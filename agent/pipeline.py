@@ -97,7 +97,7 @@ class Pipeline:
         )
         self.analyst: TrackAnalyst | None = None
         if cfg.intel.events:
-            aerodromes = Aerodromes.load() if cfg.intel.aerodromes else None
+            aerodromes = Aerodromes.deferred() if cfg.intel.aerodromes else None
             self.analyst = TrackAnalyst(site.position, site.antenna_agl_m, self.fences, aerodromes)
         self.limiter: PositionLimiter | None = None
         if cfg.limiter.enabled:
