@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyModeS import PipeDecoder
 from pyModeS.position import airborne_position_pair, airborne_position_with_ref
@@ -57,9 +57,9 @@ class _LocalFix:
     cpr_format: int = -1
 
 
-@dataclass(frozen=True, slots=True)
-class _Cpr:
-    """The raw CPR fields of one airborne position frame."""
+class _Cpr(NamedTuple):
+    """The raw CPR fields of one airborne position frame (a tuple: one is made per
+    position frame, and a frozen dataclass costs three times as much to make)."""
 
     fmt: int
     lat: int
@@ -145,7 +145,10 @@ class Decoder:
                 self._fixes[icao] = _LocalFix(lat, lon, t, False, fmt)
                 self.counts["first_fix_held"] += 1
         finally:
-            self._last_cpr.setdefault(icao, {})[fmt] = frame
+            last = self._last_cpr.get(icao)
+            if last is None:
+                last = self._last_cpr[icao] = {}
+            last[fmt] = frame
 
     def _pipe_source(self) -> str:
         """How pyModeS solved the position it just returned: from its previous position

@@ -97,7 +97,7 @@ class Pipeline:
         )
         self.analyst: TrackAnalyst | None = None
         if cfg.intel.events:
-            aerodromes = Aerodromes.load() if cfg.intel.aerodromes else None
+            aerodromes = Aerodromes.deferred() if cfg.intel.aerodromes else None
             self.analyst = TrackAnalyst(site.position, site.antenna_agl_m, self.fences, aerodromes)
         self.limiter: PositionLimiter | None = None
         if cfg.limiter.enabled:
@@ -157,7 +157,7 @@ class Pipeline:
             return
         for out in self.publishers:
             out.on_frame(frame)  # raw feeds re-serve every frame the CRC gate let through
-        fields = self.repeats.fields(frame)  # a DF11 repeat: pyModeS's fields of its copy
+        fields = self.repeats.fields(frame)  # a repeat: pyModeS's fields of its first copy
         if fields is None:
             fields = self.decoder.decode(frame)
             if fields is None:
@@ -165,15 +165,17 @@ class Pipeline:
             self.repeats.remember(frame, fields)
         else:
             self.decoder.counts["decoded"] += 1
-        update = self.tracker.update(fields, frame.rx_time, frame.signal_dbfs)
+        rx_time = frame.rx_time
+        update = self.tracker.update(fields, rx_time, frame.signal_dbfs)
         ac = update.aircraft
+        height = self.height
         if update.new_position:
-            self.height.observe(ac.alt_baro_ft, ac.alt_gnss_ft)
-        ac.height = self.height.height(ac.alt_baro_ft, ac.alt_gnss_ft, ac.lat, ac.lon)
-        self._select(update, frame.rx_time)
+            height.observe(ac.alt_baro_ft, ac.alt_gnss_ft)
+        ac.height = height.height(ac.alt_baro_ft, ac.alt_gnss_ft, ac.lat, ac.lon)
+        self._select(update, rx_time)
         for out in self.publishers:
             out.on_decoded(frame, fields)  # feeds that need decoded fields (SBS)
-        self.tick(frame.rx_time)
+        self.tick(rx_time)
 
     def _select(self, update: Update, now: float) -> None:
         ac = update.aircraft

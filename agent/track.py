@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agent.country import country_of
 from agent.geo import haversine_km
@@ -97,9 +97,9 @@ class Aircraft:
         return haversine_km(point[0], point[1], self.lat, self.lon)
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
-    """What one frame changed, so later stages need not diff aircraft state."""
+class Update(NamedTuple):
+    """What one frame changed, so later stages need not diff aircraft state (a tuple:
+    one is made per frame, and a frozen dataclass costs three times as much to make)."""
 
     aircraft: Aircraft
     new_aircraft: bool
@@ -130,7 +130,11 @@ class Tracker:
 
     def update(self, fields: dict[str, Any], rx_time: float, signal_dbfs: float | None) -> Update:
         """Merge one decoded frame into its aircraft."""
-        self._observe_time(rx_time)
+        latest = self._latest
+        if latest is None or rx_time > latest:
+            self._latest = rx_time  # time going on: _observe_time's common case, inline
+        elif latest - rx_time > CLOCK_STEP_BACK_S:
+            self._observe_time(rx_time)
         icao = fields["icao"].upper()
         ac = self.aircraft.get(icao)
         new = ac is None
@@ -149,7 +153,8 @@ class Tracker:
                 self._evict()
         else:
             self._heard.move_to_end(icao)
-        ac.last_seen = max(ac.last_seen, rx_time)
+        if rx_time > ac.last_seen:
+            ac.last_seen = rx_time
         ac.messages += 1
         if signal_dbfs is not None:
             ac.signal_dbfs = signal_dbfs
@@ -201,12 +206,19 @@ class Tracker:
 
 def _merge(ac: Aircraft, f: dict[str, Any], t: float) -> bool:
     """Copy the fields a frame carries into the aircraft; True if it moved."""
-    tc = f.get("typecode")
+    get = f.get  # once: this runs for every frame
+    tc = get("typecode")
     if tc is not None:
         ac.adsb = True
-    if f.get("bds") in _EHS_REGISTERS:
+        if tc in _CATEGORY_SETS and get("category") is not None:
+            ac.category = f"{_CATEGORY_SETS[tc]}{f['category']}"
+        if 5 <= tc <= 8:
+            ac.on_ground = True
+        elif 9 <= tc <= 22:
+            ac.on_ground = False
+    if get("bds") in _EHS_REGISTERS:
         ac.ehs = True
-    alt = f.get("altitude")
+    alt = get("altitude")
     if alt is not None:
         if tc in _GNSS_POSITION_TCS:
             ac.alt_gnss_ft = alt
@@ -214,34 +226,35 @@ def _merge(ac: Aircraft, f: dict[str, Any], t: float) -> bool:
             ac.alt_baro_ft = alt
             if ac.geo_minus_baro_ft is not None and tc is not None:
                 ac.alt_gnss_ft = alt + ac.geo_minus_baro_ft
-    if f.get("geo_minus_baro") is not None:
-        ac.geo_minus_baro_ft = f["geo_minus_baro"]
+    geo_minus_baro = get("geo_minus_baro")
+    if geo_minus_baro is not None:
+        ac.geo_minus_baro_ft = geo_minus_baro
         if ac.alt_baro_ft is not None:
-            ac.alt_gnss_ft = ac.alt_baro_ft + ac.geo_minus_baro_ft
-    if f.get("groundspeed") is not None:
-        ac.gs_kt = float(f["groundspeed"])
-    if f.get("track") is not None:
-        ac.track_deg = round(float(f["track"]), 1)
-    if f.get("vertical_rate") is not None:
-        ac.vrate_fpm = f["vertical_rate"]
-    if f.get("callsign"):
-        ac.callsign = f["callsign"].strip("_ ") or None
-    if f.get("squawk"):
-        ac.squawk = f["squawk"]
-    if tc in _CATEGORY_SETS and f.get("category") is not None:
-        ac.category = f"{_CATEGORY_SETS[tc]}{f['category']}"
-    if tc is not None and 5 <= tc <= 8:
-        ac.on_ground = True
-    elif tc is not None and (9 <= tc <= 18 or 20 <= tc <= 22 or tc == 19):
-        ac.on_ground = False
-    fs = f.get("flight_status")
-    if fs in (1, 3):
-        ac.on_ground = True
-    elif fs in (0, 2):
-        ac.on_ground = False
-    lat, lon = f.get("latitude"), f.get("longitude")
+            ac.alt_gnss_ft = ac.alt_baro_ft + geo_minus_baro
+    groundspeed = get("groundspeed")
+    if groundspeed is not None:
+        ac.gs_kt = float(groundspeed)
+    track = get("track")
+    if track is not None:
+        ac.track_deg = round(float(track), 1)
+    vertical_rate = get("vertical_rate")
+    if vertical_rate is not None:
+        ac.vrate_fpm = vertical_rate
+    callsign = get("callsign")
+    if callsign:
+        ac.callsign = callsign.strip("_ ") or None
+    squawk = get("squawk")
+    if squawk:
+        ac.squawk = squawk
+    fs = get("flight_status")
+    if fs is not None:
+        if fs == 1 or fs == 3:
+            ac.on_ground = True
+        elif fs == 0 or fs == 2:
+            ac.on_ground = False
+    lat, lon = get("latitude"), get("longitude")
     if lat is None or lon is None:
         return False
     ac.lat, ac.lon, ac.position_time = round(lat, 6), round(lon, 6), t
-    ac.position_source = f.get("position_source", "cpr_global")
+    ac.position_source = get("position_source", "cpr_global")
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import threading
 
 import numpy as np
 import pytest
@@ -199,3 +200,32 @@ def test_aerodromes_within_a_radius_agree_with_the_nearest_one():
     assert [km for _, km in found] == sorted(km for _, km in found)
     assert all(km <= 100.0 for _, km in found)
     assert found[0][0] == table.nearest(lat, lon, 100.0)
+
+
+def test_a_deferred_table_is_built_on_its_first_lookup_and_is_the_same_table():
+    from agent.intel.aerodromes import Aerodromes
+
+    deferred = Aerodromes.deferred()
+    assert deferred._pending is not None  # nothing read yet
+    lat, lon = -15.6, -56.1
+    assert deferred.nearest(lat, lon) == Aerodromes.load().nearest(lat, lon)
+    assert deferred._pending is None
+    assert len(deferred) == len(Aerodromes.load())
+    assert deferred.within(lat, lon, 50.0) == Aerodromes.load().within(lat, lon, 50.0)
+
+
+def test_lookups_from_two_threads_wait_for_one_build():
+    from agent.intel.aerodromes import Aerodromes
+
+    deferred = Aerodromes.deferred()
+    expected = Aerodromes.load().within(-15.6, -56.1, 100.0)
+    found: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: found.append(deferred.within(-15.6, -56.1, 100.0)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert found == [expected] * 4

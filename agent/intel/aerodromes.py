@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import math
+import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -35,9 +36,13 @@ class Aerodromes:
     numbers are three float arrays, codes and names one string, and each one-degree
     cell a chain through an index array, in the order entries were added; an Aerodrome
     is made only for the one a lookup returns.
+
+    `deferred()` builds the table on its first lookup rather than at start.
     """
 
     def __init__(self, entries: Iterable[Aerodrome] = ()):
+        self._pending: Callable[[Aerodromes], None] | None = None  # fills it: deferred()
+        self._filling = threading.Lock()  # the page's thread may look up at the same time
         self._lat = array("d")
         self._lon = array("d")
         self._elevation_ft = array("d")
@@ -53,7 +58,15 @@ class Aerodromes:
         self._seal()
 
     def __len__(self) -> int:
+        self._ready()
         return len(self._lat)
+
+    def _ready(self) -> None:
+        if self._pending is not None:
+            with self._filling:
+                if self._pending is not None:
+                    self._pending(self)
+                    self._pending = None
 
     def _add(self, code: str, name: str, lat: float, lon: float, elevation_ft: float) -> None:
         i = len(self._lat)
@@ -79,9 +92,22 @@ class Aerodromes:
     def load(cls) -> Aerodromes:
         """Every aerodrome airportsdata knows, streamed from its CSV: building its dict of
         dicts first would cost ~30 MB of peak memory on a small Pi."""
+        table = cls()
+        table._fill_from_airportsdata()
+        return table
+
+    @classmethod
+    def deferred(cls) -> Aerodromes:
+        """The table load() builds, built on the first lookup instead. Lookups come
+        with events of selected tracks (and the page's map): at a site that hears only
+        airliners, never; building it costs ~70 ms of CPU and a few MB at start."""
+        table = cls()
+        table._pending = cls._fill_from_airportsdata
+        return table
+
+    def _fill_from_airportsdata(self) -> None:
         import airportsdata
 
-        table = cls()
         path = resources.files(airportsdata) / "airports.csv"
         with path.open(encoding="utf-8") as fh:
             rows = csv.reader(fh)  # lists, not a dict per row: less to allocate and free
@@ -89,18 +115,18 @@ class Aerodromes:
             code, name, lat, lon, elevation = (
                 at[k] for k in ("icao", "name", "lat", "lon", "elevation")
             )
+            add = self._add
             for row in rows:
                 if not row[lat] or not row[lon]:
                     continue
-                table._add(
+                add(
                     row[code],
                     row[name],
                     float(row[lat]),
                     float(row[lon]),
                     float(row[elevation] or 0),
                 )
-        table._seal()
-        return table
+        self._seal()
 
     def _entry(self, i: int) -> Aerodrome:
         text = self._text[self._offsets[i] : self._offsets[i + 1] - 1].decode()
@@ -109,6 +135,7 @@ class Aerodromes:
 
     def nearest(self, lat: float, lon: float, within_km: float = NEAR_KM) -> Aerodrome | None:
         """The closest aerodrome within `within_km`, or None."""
+        self._ready()
         best, best_km = -1, within_km
         for i, km in self._scan(lat, lon, within_km):
             if km <= best_km:
@@ -117,6 +144,7 @@ class Aerodromes:
 
     def within(self, lat: float, lon: float, within_km: float) -> list[tuple[Aerodrome, float]]:
         """Every aerodrome within `within_km` with its distance, nearest first (the map)."""
+        self._ready()
         found = sorted(self._scan(lat, lon, within_km), key=lambda hit: hit[1])
         return [(self._entry(i), km) for i, km in found]
 

@@ -39,6 +39,9 @@ QNH_SAMPLE_CEILING_FT = 10_000
 # Samples kept for the estimate, and how many are needed before it is used.
 QNH_WINDOW = 200
 QNH_MIN_SAMPLES = 5
+# Heights remembered by their inputs; beyond this many the memory starts afresh.
+_MEMO_MAX = 4096
+_MISS = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +59,15 @@ class QnhEstimator:
         self.geoid_ft = geoid_m * M_TO_FT
         self._samples: deque[float] = deque(maxlen=QNH_WINDOW)
         self._offset: float | None = None
+        # Counts the samples ever added: heights computed before another may be stale.
+        self.revision = 0
 
     def add(self, alt_baro_ft: int | None, alt_gnss_ft: int | None) -> None:
         if alt_baro_ft is None or alt_gnss_ft is None or alt_baro_ft > QNH_SAMPLE_CEILING_FT:
             return
         self._samples.append(alt_gnss_ft - self.geoid_ft - alt_baro_ft)
         self._offset = None
+        self.revision += 1
 
     @property
     def offset_ft(self) -> float | None:
@@ -78,7 +84,13 @@ class QnhEstimator:
 
 
 class HeightModel:
-    """Computes AGL for an aircraft from its altitudes and position."""
+    """Computes AGL for an aircraft from its altitudes and position.
+
+    Asked on every frame, though most frames (velocities, identifications, Mode S
+    replies) change neither altitude nor position: a height is remembered by its inputs
+    until the QNH estimate takes another sample (the configuration, the site and the
+    terrain do not change while the model lives).
+    """
 
     def __init__(
         self,
@@ -93,6 +105,9 @@ class HeightModel:
         self.geoid_ft = geoid_m * M_TO_FT
         self.terrain = terrain
         self.qnh = QnhEstimator(geoid_m)
+        self._memo: dict[tuple[int | None, int | None, float | None, float | None], Height | None]
+        self._memo = {}
+        self._memo_revision = 0
 
     def observe(self, alt_baro_ft: int | None, alt_gnss_ft: int | None) -> None:
         self.qnh.add(alt_baro_ft, alt_gnss_ft)
@@ -112,6 +127,27 @@ class HeightModel:
         return float(alt_baro_ft), "baro_std"
 
     def height(
+        self,
+        alt_baro_ft: int | None,
+        alt_gnss_ft: int | None,
+        lat: float | None,
+        lon: float | None,
+    ) -> Height | None:
+        memo = self._memo
+        key = (alt_baro_ft, alt_gnss_ft, lat, lon)
+        if self.qnh.revision != self._memo_revision:
+            memo.clear()
+            self._memo_revision = self.qnh.revision
+        else:
+            known = memo.get(key, _MISS)
+            if known is not _MISS:
+                return known  # type: ignore[return-value]
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        height = memo[key] = self._height(alt_baro_ft, alt_gnss_ft, lat, lon)
+        return height
+
+    def _height(
         self,
         alt_baro_ft: int | None,
         alt_gnss_ft: int | None,
