@@ -372,7 +372,11 @@ def run_sources(
 ) -> None:
     """Feed the pipeline from every source until all end or `stop` is set.
 
-    With `clock` (live operation) tracks also expire by wall time when no frame arrives.
+    With `clock` (live operation) tracks also expire by wall time when no frame arrives;
+    not when every source is a recording (`run --source file:...`): a file is read
+    faster than real time, its frames' times run ahead of the clock, and a wall-clock
+    tick would look like the clock stepping back (track.py moves every track's age with
+    it). Recordings expire tracks by their own frame times, as `replay` does.
     One source without a clock runs inline; otherwise each source gets a reader thread,
     and the frames reach this thread in batches through a FrameHandoff (bounded in
     frames and bytes: agent/handoff.py).
@@ -395,6 +399,8 @@ def run_sources(
     ]
     for t in readers:
         t.start()
+    if all(getattr(src, "recorded", False) for src in sources):
+        clock = None
     last_tick = time.monotonic()
     handle = pipeline.handle
     while not stop.is_set():

@@ -120,6 +120,39 @@ def test_a_recording_with_a_live_clock_reaches_the_pipeline_whole():
     assert "frames_dropped_queue_full" not in threaded.counts
 
 
+class _PacedRecording:
+    """A recording read at a pace (so wall-clock ticks would fall inside it) whose frame
+    times run 100 s ahead of the clock given to run_sources, as a file read by `run`."""
+
+    recorded = True
+    name = "paced"
+
+    def __init__(self, path: str):
+        self.inner = BeastFileSource(path, start_time=1100.0)
+        self.frames_given = 0
+
+    def frames(self, stop: threading.Event):
+        start = time.monotonic()
+        for i, frame in enumerate(self.inner.frames(stop)):
+            if i == 120:  # the rest after the pipeline thread's 1 s tick interval
+                stop.wait(max(0.0, 1.5 - (time.monotonic() - start)))
+            self.frames_given += 1
+            yield frame
+
+
+def test_a_recording_run_with_a_wall_clock_expires_tracks_by_its_own_time():
+    """The clock (1000.0) is 100 s behind the recording's frames: ticking tracks with it
+    moved every track's age back as if the clock had stepped (`frame time went back`)."""
+    cfg = build_config({"filter": {"enabled": False}})
+    pipeline = Pipeline(cfg, [StdoutPublisher(_Sink())])
+    source = _PacedRecording(str(shared_data("beast/traffic_sample_dump1090.bin")))
+    calls = []
+    run_sources([source], pipeline, threading.Event(), clock=lambda: calls.append(1) or 1000.0)
+    assert source.frames_given == pipeline.counts["frames"] == 239
+    assert pipeline.tracker.counts["clock_steps_back"] == 0
+    assert calls == []  # a recording's time is its own
+
+
 class _Sink:
     def write(self, text: str) -> int:
         return len(text)
