@@ -91,7 +91,7 @@ def test_sigkill_at_random_moments_loses_no_committed_record(broker, tmp_path):
                 ), "last will not delivered after a kill"
             else:
                 before = len(sub.records())
-                assert sub.wait_for(lambda s, n=before: len(s.records()) > n + 5, 60)
+                assert sub.wait_for(lambda s, n=before: len(s.records()) > n + 10, 60)
                 agent.send_signal(signal.SIGTERM)
                 _, err = agent.communicate(timeout=30)
                 assert agent.returncode == 0, err.decode()
@@ -105,7 +105,11 @@ def test_sigkill_at_random_moments_loses_no_committed_record(broker, tmp_path):
             rec = json.loads(payload)
             body = json.dumps(rec, sort_keys=True)
             assert seen.setdefault(rec["seq"], body) == body, "one seq, two records"
-    assert kills == 4 and len(seen) > 20
+    # Each process that published starts its tracks afresh (a track_start each): the
+    # numbering must have carried across kills, not just within the last run. (A count
+    # of records here depended on how long each killed run happened to live.)
+    starts = sum('"event": "track_start"' in body for body in seen.values())
+    assert kills == 4 and starts >= 3 and len(seen) > 10
     assert sorted(seen) == list(range(1, max(seen) + 1)), "a committed record never arrived"
     outbox = Outbox(state / "outbox.sqlite")
     assert outbox.depth == 0 and outbox.next_seq == max(seen) + 1
