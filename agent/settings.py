@@ -234,11 +234,22 @@ def _load(
             problems.append(Problem((*path, f.name), "required"))
     if len(problems) > before:
         return _BAD
+    # Built without __init__, whose __post_init__ would convert the converted values again.
+    obj = cls.__new__(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            value = values[f.name]
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = f.default
+        object.__setattr__(obj, f.name, value)
     try:
-        return cls(**values)
-    except SettingsError as err:
-        problems.extend(Problem((*path, *p.path), p.message) for p in err.problems)
+        obj.check()
+    except ValueError as err:
+        problems.append(Problem(path, str(err)))
         return _BAD
+    return obj
 
 
 def _unknown_key(key: str, fields: Mapping[str, Any]) -> str:
