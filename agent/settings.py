@@ -36,7 +36,7 @@ from typing import (
 )
 
 SettingsT = TypeVar("SettingsT", bound="Settings")
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # as pydantic's lax mode read them
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
@@ -51,7 +51,7 @@ _BAD = _Bad()
 class Problem(NamedTuple):
     """One refused value: where (key path; list items by index) and why."""
 
-    path: Path
+    path: KeyPath
     message: str
 
     def __str__(self) -> str:
@@ -217,7 +217,7 @@ def unchecked_copy(obj: SettingsT, **changes: Any) -> SettingsT:
 
 
 def _load(
-    cls: type[Settings], data: Mapping[str, Any], path: Path, problems: list[Problem], text: bool
+    cls: type[Settings], data: Mapping[str, Any], path: KeyPath, problems: list[Problem], text: bool
 ) -> Any:
     fields = _fields(cls)
     before = len(problems)
@@ -258,7 +258,7 @@ def _unknown_key(key: str, fields: Mapping[str, Any]) -> str:
     return f"unknown key; did you mean {near[0]!r}?" if near else "unknown key"
 
 
-def _convert(tp: Any, value: Any, path: Path, problems: list[Problem], text: bool) -> Any:
+def _convert(tp: Any, value: Any, path: KeyPath, problems: list[Problem], text: bool) -> Any:
     """`value` as type `tp` (its Rules applied), or _BAD with the problem recorded."""
     rules: list[Rule] = []
     if get_origin(tp) is Annotated:
@@ -277,7 +277,7 @@ def _convert(tp: Any, value: Any, path: Path, problems: list[Problem], text: boo
     return value
 
 
-def _typed(tp: Any, value: Any, path: Path, problems: list[Problem], text: bool) -> Any:
+def _typed(tp: Any, value: Any, path: KeyPath, problems: list[Problem], text: bool) -> Any:
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         return _union(get_args(tp), value, path, problems, text)
@@ -305,7 +305,7 @@ def _typed(tp: Any, value: Any, path: Path, problems: list[Problem], text: bool)
 
 
 def _union(
-    members: tuple[Any, ...], value: Any, path: Path, problems: list[Problem], text: bool
+    members: tuple[Any, ...], value: Any, path: KeyPath, problems: list[Problem], text: bool
 ) -> Any:
     if value is None and type(None) in members:
         return None
@@ -332,7 +332,7 @@ def _literal(choices: tuple[Any, ...], value: Any, text: bool) -> Any:
 
 
 def _tuple(
-    items: tuple[Any, ...], value: Any, path: Path, problems: list[Problem], text: bool
+    items: tuple[Any, ...], value: Any, path: KeyPath, problems: list[Problem], text: bool
 ) -> Any:
     if not isinstance(value, list | tuple):
         raise ValueError("expected a list")
