@@ -76,7 +76,9 @@ class Rule:
             would let a trailing newline through).
         min_length, max_length: bounds on len() of a string or list.
         parse: replaces the type's conversion: raw value -> value (a URL option such as
-            a sample rate written '2.4M'); ValueError says why not.
+            a sample rate written '2.4M'); ValueError says why not. A settings object
+            built directly (TunerOptions(rate=2.4e6)) hands it the parsed value: it must
+            take that too.
         check: runs on the converted value (also None) and returns it, possibly
             normalised; ValueError says why not.
         dump: the value as written back by as_dict (a parsed source as its URL).
@@ -148,6 +150,8 @@ class Settings:
         dataclasses.dataclass(cls, kw_only=True, frozen=frozen)
 
     def __post_init__(self) -> None:
+        # Built directly (tests, benches, a default): the conversions `load` makes, so
+        # MqttConfig(health_interval_s=1) holds a float and a bad value is refused here.
         problems: list[Problem] = []
         for name, hint in _fields(type(self)).items():
             value = _convert(hint, getattr(self, name), (name,), problems, False)
@@ -182,6 +186,7 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 def field_names(cls: type[Settings]) -> tuple[str, ...]:
+    """The keys `cls` takes (a URL's query is checked against them before `load`)."""
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
