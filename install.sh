@@ -45,7 +45,7 @@ USER_NAME=adsb-agent
 # through --system-site-packages so pip keeps them and never compiles (numpy has no
 # wheels for 32-bit ARM: pip would build it from source, and a Pi has no compiler);
 # rtl_test/rtl_eeprom for technicians, lsusb. Not from Debian: paho-mqtt (bookworm has
-# 1.6, the agent needs 2.x), pydantic (bookworm has 1.x), pyModeS, airportsdata.
+# 1.6, the agent needs 2.x), pyModeS, airportsdata.
 APT_PACKAGES=(python3 python3-venv python3-numpy python3-serial python3-systemd
     rtl-sdr usbutils ca-certificates)
 

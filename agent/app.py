@@ -26,6 +26,7 @@ from agent.outbox import Outbox
 from agent.outputs.base import Output
 from agent.pipeline import Pipeline, run_sources
 from agent.service import ServiceMonitor, pipeline_probe
+from agent.settings import as_dict
 from agent.sources import OpenContext
 from agent.sources.base import Source
 from agent.stats import Stats
@@ -124,7 +125,7 @@ class App:
             from agent.outputs.mqtt import MqttPublisher
 
             self.outbox = _open_outbox(cfg, self.clock)
-            info = {"receiver": cfg.site.position, "filter": cfg.filter.model_dump()}
+            info = {"receiver": cfg.site.position, "filter": as_dict(cfg.filter)}
             self.outputs.append(
                 MqttPublisher(
                     cfg.mqtt,

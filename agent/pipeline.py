@@ -102,7 +102,7 @@ class Pipeline:
         self.limiter: PositionLimiter | None = None
         if cfg.limiter.enabled:
             self.limiter = PositionLimiter(
-                LimiterPolicy(**cfg.limiter.model_dump(exclude={"enabled"}))
+                LimiterPolicy(**{k: v for k, v in vars(cfg.limiter).items() if k != "enabled"})
             )
         # Tracks with a published track_start, by address; dropped when the track ends.
         self.selections: dict[str, Selection] = {}

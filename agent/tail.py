@@ -30,6 +30,7 @@ from typing import IO, Any
 from agent.config import SITE_NAME as _SITE
 from agent.config import MqttConfig
 from agent.outputs import topics
+from agent.settings import unchecked_copy
 
 log = logging.getLogger("agent.tail")
 
@@ -315,11 +316,11 @@ def main(
     cfg = load_config(path) if path else None
     mqtt = cfg.mqtt if cfg is not None else MqttConfig()
     if mqtt_url:
-        mqtt = mqtt.model_copy(update={"url": mqtt_url})
+        mqtt = unchecked_copy(mqtt, url=mqtt_url)
     elif site is None and cfg is not None:
         site = cfg.site.name  # on the strip: this site's feed
     if password_file:
-        mqtt = mqtt.model_copy(update={"password_file": password_file})
+        mqtt = unchecked_copy(mqtt, password_file=password_file)
     if cfg is not None:
         mqtt = with_credential(mqtt, DEFAULT_CREDENTIAL)
     try:

@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-${TMPDIR:-/tmp}/adsb-agent-oldest-deps}"
 PY="${PYTHON:-python3}"
 # Tests that exercise the dependencies: numpy (sim, demod), pyModeS (decode, pipeline),
-# pydantic (config), pyserial (serial), paho-mqtt (publish, against a real mosquitto),
-# airportsdata (intel), and all of them at once (end_to_end).
+# pyserial (serial), paho-mqtt (publish, against a real mosquitto), airportsdata
+# (intel), and all of them at once (end_to_end).
 TESTS=(tests/test_sim.py tests/test_demod.py tests/test_decode.py tests/test_pipeline.py
     tests/test_config.py tests/test_serial.py tests/test_publish.py tests/test_intel.py
     tests/test_end_to_end.py)
@@ -44,7 +44,7 @@ rm -rf "$VENV"
 "$VENV/bin/python" - <<'EOF'
 from importlib.metadata import version
 
-for dist in ("numpy", "pyModeS", "paho-mqtt", "pyserial", "pydantic", "airportsdata"):
+for dist in ("numpy", "pyModeS", "paho-mqtt", "pyserial", "airportsdata"):
     print(f"oldest-deps: {dist} {version(dist)}")
 EOF
 

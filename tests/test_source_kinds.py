@@ -14,6 +14,7 @@ from agent.config import build_config
 from agent.errors import EXIT_CONFIG, ConfigError, SourceError
 from agent.frame import Frame
 from agent.pipeline import Pipeline
+from agent.settings import as_dict
 from agent.sources import KINDS, OpenContext, SourceKind, open_source, parse_source
 from agent.sources.kind import SourceOptions, host_port
 from agent.sources.options import Flag
@@ -81,7 +82,7 @@ def test_sources_are_typed_at_load_and_written_back_as_urls() -> None:
         None,
     )
     assert o.demod.repair_bits == 1 and o.demod.retry_weak  # type: ignore[attr-defined]
-    assert cfg.model_dump()["sources"] == [url, "file:-?format=beast"]
+    assert as_dict(cfg)["sources"] == [url, "file:-?format=beast"]
 
 
 def test_every_kind_has_its_own_scheme_and_advice() -> None:

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import MqttConfig
 from agent.errors import ConfigError
+from agent.settings import unchecked_copy
 
 # systemd LoadCredential= name for the broker password.
 CREDENTIAL_NAME = "mqtt-password"
@@ -109,7 +110,7 @@ def with_credential(m: MqttConfig, credential: Path | None) -> MqttConfig:
         and os.access(credential, os.R_OK)
         and _has_text(credential)
     ):
-        return m.model_copy(update={"password_file": str(credential)})
+        return unchecked_copy(m, password_file=str(credential))
     return m
 
 

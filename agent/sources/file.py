@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult
 
-from pydantic import BeforeValidator
-
 from agent.demod import DemodOptions
 from agent.errors import SourceError
+from agent.settings import Rule
 from agent.sources.avr import AvrFileSource
 from agent.sources.base import Source
 from agent.sources.beast import BeastFileSource
@@ -79,7 +78,7 @@ class FileOptions(IqOptions):
 
     path: str
     format: Literal["uc8", "sc16", "beast", "avr"] = "uc8"
-    start_time: Annotated[float | None, BeforeValidator(_start_time)] = None
+    start_time: Annotated[float | None, Rule(parse=_start_time)] = None
 
 
 def open_file_source(

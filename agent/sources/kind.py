@@ -17,17 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from agent.errors import SourceError
+from agent.settings import Settings, SettingsError, field_names, load
 from agent.sources.base import Source
 from agent.verify import FrameVerifier
 
 
-class SourceOptions(BaseModel):
+class SourceOptions(Settings, frozen=True):
     """Base of every kind's options: unknown keys refused, values bounded, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 OptionsT = TypeVar("OptionsT", bound=SourceOptions)
@@ -90,15 +87,15 @@ def parse_options(
         SourceError: "URL: unknown option(s) a, b" or "URL: key 'value': why".
     """
     location = location or {}
-    unknown = set(query) - (set(model.model_fields) - set(location))
+    unknown = set(query) - (set(field_names(model)) - set(location))
     if unknown:
         raise SourceError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}")
     try:
-        return model.model_validate({**location, **query})
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        why = first["msg"].removeprefix("Value error, ")
+        return load(model, {**location, **query}, text=True)
+    except SettingsError as err:
+        first = err.problems[0]
+        key = ".".join(str(p) for p in first.path)
+        why = first.message
         given = query.get(key, location.get(key))
         raise SourceError(f"{url}: {key} {given!r}: {why}") from None
 

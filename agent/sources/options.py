@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator
-
 from agent.demod import DemodOptions
 from agent.errors import SourceError
+from agent.settings import Rule
 from agent.sources.kind import SourceOptions
 from agent.verify import FrameVerifier, SourceGate
 
@@ -73,11 +72,11 @@ def _flag(value: Any) -> bool:
 
 
 # 2.0e6 or 2.4e6 samples per second ('2.4e6', '2400000', '2.4M' or '2.4').
-Rate = Annotated[float, BeforeValidator(_rate)]
+Rate = Annotated[float, Rule(parse=_rate)]
 # 0/1 (also true/false, on/off).
-Flag = Annotated[bool, BeforeValidator(_flag)]
+Flag = Annotated[bool, Rule(parse=_flag)]
 # Bits the demodulator may repair in one frame.
-RepairBits = Annotated[int, BeforeValidator(_repair)]
+RepairBits = Annotated[int, Rule(parse=_repair)]
 
 
 class IqOptions(SourceOptions):

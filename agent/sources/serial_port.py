@@ -30,10 +30,10 @@ from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, unquote
 
 import serial
-from pydantic import BeforeValidator
 
 from agent.errors import SourceError
 from agent.frame import Frame
+from agent.settings import Rule
 from agent.sources.avr import AvrDecoder
 from agent.sources.beast import BeastDecoder
 from agent.sources.kind import OpenContext, SourceKind, SourceOptions
@@ -73,7 +73,7 @@ class SerialOptions(SourceOptions):
 
     path: str
     format: Literal["beast", "avr"] = "beast"
-    baud: Annotated[int, BeforeValidator(_baud)] | None = None
+    baud: Annotated[int, Rule(parse=_baud)] | None = None
     rtscts: Flag | None = None
 
 

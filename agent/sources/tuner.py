@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
-
+from agent.settings import Rule
 from agent.sources.kind import parse_options
 from agent.sources.options import Flag, IqOptions
 
@@ -54,8 +53,8 @@ class TunerOptions(IqOptions):
         repair, retry: demodulator settings (IqOptions; `demod` gives DemodOptions).
     """
 
-    gain: Annotated[str | float, BeforeValidator(_gain)] = "auto"
-    ppm: Annotated[int, BeforeValidator(_ppm)] = 0
+    gain: Annotated[str | float, Rule(parse=_gain)] = "auto"
+    ppm: Annotated[int, Rule(parse=_ppm)] = 0
     biastee: Flag | None = None
 
 
