@@ -323,17 +323,26 @@ def phase_scores(
 
 
 def _kth_largest(cols: np.ndarray, k: int) -> np.ndarray:
-    """Per column of `cols` (phases, n), its k-th largest value, ties counted.
+    """Per column of `cols` (phases, n; no NaN), its k-th largest value, ties counted
+    (-inf when there are fewer than k rows).
 
-    A running top-k over the few rows (k + 1 whole-row min/max per row): np.partition
-    over rows of five costs a call per row.
+    A running top-k over the few rows, kept sorted by element-wise min/max (np.partition
+    over rows of five costs a call per row): the first k rows fill it, each later one is
+    inserted (max/min down the list), and the last place needs only a max.
     """
-    top = [np.full(cols.shape[1], -np.inf, dtype=cols.dtype) for _ in range(k)]
+    top: list[np.ndarray] = []
     for x in cols:
-        for i in range(k):  # insert x, pushing the smaller value down the list
+        last = len(top) == k
+        for i in range(len(top) - 1 if last else len(top)):
             hi = np.maximum(top[i], x)
             x = np.minimum(top[i], x)
             top[i] = hi
+        if last:
+            np.maximum(top[k - 1], x, out=top[k - 1])
+        else:
+            top.append(x)
+    if len(top) < k:
+        return np.full(cols.shape[1], -np.inf, dtype=cols.dtype)
     return top[k - 1]
 
 
