@@ -9,6 +9,7 @@ go through the shared FrameVerifier's count and address memory: its rules
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass
 from itertools import repeat
@@ -186,27 +187,38 @@ class Resolver:
         if b is None:
             return []
         verifier = self.verifier
-        # Confirmations are handed to the verifier in batches (one call, one lock),
-        # always before it is next asked about an address: the same answers as one
-        # confirm_clean per frame.
-        pending: list[tuple[int, int, int, float]] = []
+        t, end, kind, conf, icao, rx = b.t, b.end, b.kind, b.confidence, b.icao, b.rx_time
+        won: list[int] = []  # the candidates that become frames, in time order
+        # Winners handed to the verifier so far. Confirmations go to it in batches (one
+        # call, one lock), always before it is next asked about an address: the same
+        # answers as one confirm_clean per frame.
+        confirmed = 0
 
-        def seen(address: int, at: float) -> bool:
+        def confirm() -> None:
+            nonlocal confirmed
+            # ADDRESSED winners are not confirmed: their address was seen_recently at
+            # their own time, all that the verifier's check() would ask of them (their
+            # length and DF are the decoder's own), so they are counted as accepted
+            # without judging them again.
+            pending = [
+                (b.df[i], b.aa[i], b.repaired[i], rx[i])
+                for i in won[confirmed:]
+                if kind[i] >= SELF_CHECKED  # the verifier's accept_clean, counted below
+            ]
+            confirmed = len(won)
             if pending:
                 verifier.confirm_clean_many(pending)
-                pending.clear()
+
+        def seen(address: int, at: float) -> bool:
+            if confirmed < len(won):
+                confirm()
             return verifier.seen_recently(address, at)
 
         counts = self.counts
-        t, end, kind, conf, icao, rx = b.t, b.end, b.kind, b.confidence, b.icao, b.rx_time
-        # Accepted frames per DF, into the Counters once per batch (not per frame).
-        accepted = [0] * 32
         busy = self._busy_until
-        won: list[int] = []  # the candidates that become frames, in time order
         n = len(t)
-        for i in range(n):
-            if b.start[i] >= decide:
-                break
+        # Starts are in time order: those from `decide` on are a later call's.
+        for i in range(bisect_left(b.start, decide)):
             if t[i] < busy:
                 continue
             k = kind[i]
@@ -215,7 +227,7 @@ class Resolver:
                 continue
             e, c = end[i], conf[i]
             j = i + 1
-            while j < n and t[j] < e:
+            while j < n and t[j] < e:  # overlapped by a later candidate (rare)
                 kj = kind[j]
                 if (kj > k or (kj == k and conf[j] > c)) and (
                     kj != ADDRESSED or seen(icao[j], rx[j])
@@ -223,24 +235,22 @@ class Resolver:
                     break
                 j += 1
             else:
-                repaired = b.repaired[i]
-                df = b.df[i]
-                if k >= SELF_CHECKED:  # the verifier's accept_clean, counted below
-                    pending.append((df, b.aa[i], repaired, rx[i]))
-                # Else ADDRESSED, and its address was seen_recently at its own time (above):
-                # all that the verifier's check() would ask of it (its length and DF are
-                # the decoder's own), so it is counted as accepted without judging it again.
-                if repaired:
-                    counts["repaired"] += 1
-                accepted[df] += 1
                 busy = e
                 won.append(i)
                 continue
             counts["rejected_overlap"] += 1
-        if pending:
-            verifier.confirm_clean_many(pending)
+        if confirmed < len(won):
+            confirm()
+        # Accepted frames per DF, into the Counters once per batch (not per frame).
+        accepted = [0] * 32
+        df, repaired = b.df, b.repaired
+        for i in won:
+            accepted[df[i]] += 1
         verifier.count_accepted(accepted)
         add_accepted(counts, accepted)
+        fixed = sum(1 for i in won if repaired[i])
+        if fixed:
+            counts["repaired"] += fixed
         self._busy_until = busy
         # The Frames at the end, column by column (frames_from_columns: a third of the
         # cost of Frame(...) each).
