@@ -150,7 +150,7 @@ class CandidateSearch:
         if not trellis_all:
             # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each
             # (every phase of a row in one product: cheaper than one per pair).
-            head = slicer.windows(buf, self._df_matrix.shape[0])[s + t.block_base]
+            head = slicer.gather(buf, s + t.block_base, self._df_matrix.shape[0])
             head = head @ self._df_matrix
             head_df = np.packbits(head > 0).take(flat) >> 3
             df_bits = head.reshape(-1, 8)
@@ -183,7 +183,6 @@ class CandidateSearch:
         SCORE_CHUNK starts: each chunk's product and tests stay in the CPU cache, and
         the temporaries (about 200 bytes per start) stay small whatever the block."""
         width = self._score_matrix.shape[0]
-        views = slicer.windows(buf, width)
         # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
         # others decode the same reply less cleanly (or not at all) and cost slicing.
         max_phases = 0 if self.decider.trellis_all else PHASES_PER_PREAMBLE
@@ -192,8 +191,9 @@ class CandidateSearch:
             chunk = s[a : a + SCORE_CHUNK]
             # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
             fl = floor[np.minimum(chunk // NOISE_WINDOW, floor.size - 1)]
+            win = slicer.gather(buf, chunk, width)
             rows, good, level, weak = preamble.phase_scores(
-                views[chunk], self._score_matrix, self.timing, fl, self._strict_snr, max_phases
+                win, self._score_matrix, self.timing, fl, self._strict_snr, max_phases
             )
             parts.append((rows + a, good, level, weak))
         if len(parts) == 1:

@@ -380,6 +380,6 @@ class BitDecider:
                 ]
             )
         first, which = runs(r)
-        windows = slicer.windows(iq, coherent.WINDOW)[s[r[first]]]
+        windows = slicer.gather(iq, s[r[first]], coherent.WINDOW)
         real = coherent.derotate(windows)[which]  # one carrier estimate per start
         return coherent.soft_bits(real, p, self.coherent)

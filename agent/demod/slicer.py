@@ -24,6 +24,22 @@ def windows(buf: np.ndarray, width: int) -> np.ndarray:
     return np.ndarray((buf.size - width + 1, width), buf.dtype, buf, 0, (step, step))
 
 
+def gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """windows(buf, width)[starts]: a new C-contiguous (*starts.shape, width) array.
+
+    Each window is taken as one item of a `width`-sample (void) dtype, which numpy
+    copies whole; indexing the 2-D view copies it element by element. Measured on
+    stage 2's 20-sample windows: less than half the time (45 us against 95-110 us for
+    8192 windows), a third less for 276-sample rows.
+    """
+    if not buf.flags.c_contiguous or buf.ndim != 1 or not 0 < width <= buf.size:
+        return windows(buf, width)[starts]
+    step = buf.itemsize
+    item = np.dtype((np.void, width * step))
+    rows = np.ndarray((buf.size - width + 1,), item, buf, 0, (step,))[starts]
+    return rows.view(buf.dtype).reshape(*rows.shape, width)
+
+
 def block_margins(
     buf: np.ndarray, starts: np.ndarray, matrix: np.ndarray, timing: Timing, nblocks: int
 ) -> np.ndarray:
@@ -85,7 +101,6 @@ def pair_margins(
     order = np.argsort(phases.astype(np.uint8), kind="stable")
     bounds = np.searchsorted(phases[order], np.arange(matrix.shape[1] // bb + 1)).tolist()
     first = starts[order] + timing.block_base
-    views = windows(buf, nblocks * step)
     next_views = windows(buf, extra)
     if out is None:
         out, at = np.empty((k, nbits), dtype=np.float32), np.arange(k)
@@ -96,7 +111,7 @@ def pair_margins(
             continue
         cols = matrix[:, q * bb : (q + 1) * bb]
         group = first[a:b]
-        rows = views[group]  # (b - a, nblocks * step)
+        rows = gather(buf, group, nblocks * step)  # (b - a, nblocks * step)
         part = rows.reshape((b - a) * nblocks, step) @ cols[:step]
         # Few bits reach past the piece (only their columns, as plain multiply-adds:
         # a product with an inner dimension of 1 misses BLAS and is slower).

@@ -131,7 +131,7 @@ def branch_sums(
     n = starts.size
     width = model.matrix.shape[1]
     offsets = model.base + timing.block_step * np.arange(nblocks)
-    blocks = slicer.windows(buf, width)[offsets[:, None] + starts]  # (nblocks, n, width)
+    blocks = slicer.gather(buf, offsets[:, None] + starts, width)  # (nblocks, n, width)
     out = np.matmul(model.matrix, blocks.transpose(0, 2, 1))  # (nblocks, rows, n)
     return out.reshape(nblocks, BLOCK_BITS, 2, len(timing.phases), n)
 
