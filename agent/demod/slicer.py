@@ -101,7 +101,6 @@ def pair_margins(
     order = np.argsort(phases.astype(np.uint8), kind="stable")
     bounds = np.searchsorted(phases[order], np.arange(matrix.shape[1] // bb + 1)).tolist()
     first = starts[order] + timing.block_base
-    next_views = windows(buf, extra)
     if out is None:
         out, at = np.empty((k, nbits), dtype=np.float32), np.arange(k)
     dest = at[order]
@@ -115,13 +114,13 @@ def pair_margins(
         part = rows.reshape((b - a) * nblocks, step) @ cols[:step]
         # Few bits reach past the piece (only their columns, as plain multiply-adds:
         # a product with an inner dimension of 1 misses BLAS and is slower).
-        reach = np.nonzero(cols[step:])
-        if reach[0].size:
-            nxt = np.empty((b - a, nblocks, extra), dtype=np.float32)
-            nxt[:, :-1] = rows.reshape(b - a, nblocks, step)[:, 1:, :extra]
-            nxt[:, -1] = next_views[group + nblocks * step]
-            nxt = nxt.reshape((b - a) * nblocks, extra)
-            for e, c in zip(*reach, strict=True):
-                part[:, c] += nxt[:, e] * cols[step + e, c]
+        # The next piece's first samples are in the row already (a strided view); the
+        # last block's are one gather past the row.
+        pieces = rows.reshape(b - a, nblocks, step)
+        bits = part.reshape(b - a, nblocks, bb)
+        for e, c in zip(*np.nonzero(cols[step:]), strict=True):
+            weight = cols[step + e, c]
+            bits[:, :-1, c] += pieces[:, 1:, e] * weight
+            bits[:, -1, c] += buf[group + (nblocks * step + e)] * weight
         out[dest[a:b], :nbits] = part.reshape(b - a, nblocks * bb)[:, :nbits]
     return out
