@@ -144,7 +144,7 @@ class CandidateSearch:
         # (ascending time): the DF check works on these (about a third of all phases).
         flat = np.flatnonzero(good)
         nph = good.shape[1]
-        r, p = flat // nph, flat % nph
+        r, p = np.divmod(flat, nph)
         pair_weak = weak.ravel().take(flat)
         # DF (the first BLOCK_BITS = 5 bits) of every pair before slicing the rest.
         if not trellis_all:
