@@ -104,6 +104,12 @@ class CandidateSearch:
         df_matrix = np.zeros((block_matrix.shape[0], nph, 8), dtype=np.float32)
         df_matrix[:, :, :BLOCK_BITS] = block_matrix.reshape(-1, nph, BLOCK_BITS)
         self._df_matrix = df_matrix.reshape(-1, nph * 8)
+        # Stage 2's windows, also holding the DF head's samples where slicing decides
+        # the DF: one gather per start instead of two (both cost mostly cache misses).
+        self._head = slice(timing.block_base, timing.block_base + self._df_matrix.shape[0])
+        self._window = self._score_matrix.shape[0]
+        if not decider.trellis_all:
+            self._window = max(self._window, self._head.stop)
         # Stage 2's strict preamble SNR: lower where replies straddle samples (2.0 MS/s).
         self._strict_snr = np.float32(
             preamble.MIN_PREAMBLE_SNR_2000
@@ -122,12 +128,10 @@ class CandidateSearch:
             lo, decide: starts in [lo, decide) are this call's to decide and count;
                 the others are only context for them.
         """
-        t = self.timing
-        trellis_all = self.decider.trellis_all
         s = preamble.screen(buf, self._plan, fit, floor, NOISE_WINDOW, self._scratch)
         if s.size == 0:
             return None
-        rows, good, level, weak = self._scores(buf, s, floor)
+        rows, good, level, weak, heads = self._scores(buf, s, floor)
         cap = max(1, buf.size * MAX_STARTS_PER_MSAMPLE // 1_000_000)
         if rows.size > cap:
             keep = strongest(level.max(axis=1), cap)
@@ -136,6 +140,7 @@ class CandidateSearch:
                 np.count_nonzero(ours[keep])
             )
             rows, good, level, weak = rows[keep], good[keep], level[keep], weak[keep]
+            heads = heads[keep] if heads is not None else None
         s = s[rows]
 
         mine = (s >= lo) & (s < decide)
@@ -147,11 +152,10 @@ class CandidateSearch:
         r, p = np.divmod(flat, nph)
         pair_weak = weak.ravel().take(flat)
         # DF (the first BLOCK_BITS = 5 bits) of every pair before slicing the rest.
-        if not trellis_all:
+        if heads is not None:
             # Each phase's 5 DF bits padded to a byte, packed: one byte (DF << 3) each
             # (every phase of a row in one product: cheaper than one per pair).
-            head = slicer.gather(buf, s + t.block_base, self._df_matrix.shape[0])
-            head = head @ self._df_matrix
+            head = heads @ self._df_matrix
             head_df = np.packbits(head > 0).take(flat) >> 3
             df_bits = head.reshape(-1, 8)
             ok, long = _acceptable_df(head_df, pair_weak, lambda i: df_bits[flat[i], :BLOCK_BITS])
@@ -178,25 +182,35 @@ class CandidateSearch:
 
     def _scores(
         self, buf: np.ndarray, s: np.ndarray, floor: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Stage 2 (preamble.phase_scores) of the screened starts `s`, in chunks of
         SCORE_CHUNK starts: each chunk's product and tests stay in the CPU cache, and
-        the temporaries (about 200 bytes per start) stay small whatever the block."""
-        width = self._score_matrix.shape[0]
+        the temporaries (about 200 bytes per start) stay small whatever the block.
+
+        Also the DF head samples of the kept starts (rows, head width), taken from the
+        same windows, where slicing decides the DF (None where the trellis does)."""
+        head = None if self.decider.trellis_all else self._head
         # At most PHASES_PER_PREAMBLE phases per start, best preamble SNR first: the
         # others decode the same reply less cleanly (or not at all) and cost slicing.
         max_phases = 0 if self.decider.trellis_all else PHASES_PER_PREAMBLE
         parts = []
         for a in range(0, s.size, SCORE_CHUNK):
             chunk = s[a : a + SCORE_CHUNK]
+            fl = floor.take(chunk // NOISE_WINDOW, mode="clip")  # past the last: the last
             # Survivors' preamble samples as contiguous rows: stage 2 is a matrix product.
-            fl = floor[np.minimum(chunk // NOISE_WINDOW, floor.size - 1)]
-            win = slicer.gather(buf, chunk, width)
+            win = slicer.gather(buf, chunk, self._window)
             rows, good, level, weak = preamble.phase_scores(
                 win, self._score_matrix, self.timing, fl, self._strict_snr, max_phases
             )
-            parts.append((rows + a, good, level, weak))
+            heads = win[rows, head] if head is not None else None
+            parts.append((rows + a, good, level, weak, heads))
         if len(parts) == 1:
             return parts[0]
-        rows, good, level, weak = zip(*parts, strict=True)
-        return np.concatenate(rows), np.vstack(good), np.vstack(level), np.vstack(weak)
+        rows, good, level, weak, heads = zip(*parts, strict=True)
+        return (
+            np.concatenate(rows),
+            np.vstack(good),
+            np.vstack(level),
+            np.vstack(weak),
+            np.vstack(heads) if head is not None else None,
+        )
