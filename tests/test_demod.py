@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from agent.crc import syndrome
-from agent.demod import Demodulator, candidates, slicer, trellis
+from agent.demod import Demodulator, candidates, preamble, slicer, trellis
 from agent.demod import iq as iq_module
 from agent.demod.iq import UC8_TABLE, sc16_to_iq, sc16_to_mag, uc8_to_iq, uc8_to_mag
 from agent.demod.timing import BLOCK_BITS, Timing
@@ -133,6 +133,41 @@ def test_stage_2_in_chunks_gives_the_same_frames(monkeypatch: pytest.MonkeyPatch
     assert chunked.process_raw(raw) + chunked.flush() == frames
     assert chunked.counts == whole.counts
     assert len(frames) > 100
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_gather_copies_what_the_window_view_holds(dtype: type) -> None:
+    # slicer.gather (windows as whole void items) against indexing the sliding view:
+    # the same values, shape and dtype, contiguous, for 1-D and 2-D starts and none.
+    rng = np.random.default_rng(3)
+    buf = rng.normal(size=500).astype(dtype)
+    for width in (1, 13, 32, 500):
+        views = slicer.windows(buf, width)
+        for starts in (
+            rng.integers(0, 501 - width, 9),
+            rng.integers(0, 501 - width, (4, 3)),
+            np.zeros(0, dtype=np.int64),
+        ):
+            got = slicer.gather(buf, starts, width)
+            assert got.flags.c_contiguous and got.dtype == buf.dtype
+            assert got.shape == views[starts].shape
+            assert np.array_equal(got, views[starts])
+    strided = buf[::2]  # not contiguous: the view's own indexing
+    assert np.array_equal(
+        slicer.gather(strided, np.array([0, 5]), 7), slicer.windows(strided, 7)[[0, 5]]
+    )
+    with pytest.raises(IndexError):
+        slicer.gather(buf, np.array([500 - 13 + 1]), 13)
+
+
+def test_kth_largest_counts_ties() -> None:
+    # Stage 2's running top-k against a sort, with many ties (small integer scores).
+    rng = np.random.default_rng(4)
+    for rows in range(1, 7):
+        cols = rng.integers(-2, 3, size=(rows, 40)).astype(np.float32)
+        for k in range(1, 4):
+            want = np.sort(cols, axis=0)[-k] if rows >= k else np.full(40, -np.inf)
+            assert np.array_equal(preamble._kth_largest(cols, k), want), (rows, k)
 
 
 def test_sc16_full_scale_is_one() -> None:
