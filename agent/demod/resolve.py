@@ -63,8 +63,8 @@ def _messages(msgs: np.ndarray, is_long: np.ndarray) -> list[bytes]:
     out: list[bytes] = np.ascontiguousarray(msgs).view(_LONG_MSG).ravel().tolist()
     short = np.flatnonzero(~is_long)
     if short.size:
-        heads = np.ascontiguousarray(msgs[short, :7]).view(_SHORT_MSG).ravel().tolist()
-        for i, head in zip(short.tolist(), heads, strict=True):
+        heads = np.ascontiguousarray(msgs[short, : _SHORT_MSG.itemsize]).view(_SHORT_MSG)
+        for i, head in zip(short.tolist(), heads.ravel().tolist(), strict=True):
             out[i] = head
     return out
 
@@ -79,7 +79,7 @@ class Batch:
 
     t: list[int]  # absolute start time in SUB units of a sample
     end: list[int]  # absolute end time, same units
-    start: list[int]  # integer start sample, relative to the current buffer
+    start: list[int]  # integer start sample, relative to the current buffer (ascending)
     rx_time: list[float]
     msg: list[bytes]  # after repair
     repaired: list[int]  # bits repaired
