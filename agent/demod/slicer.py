@@ -8,6 +8,8 @@ one 2-D matrix product over all blocks of all candidates gives every bit of ever
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -35,9 +37,16 @@ def gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     if not buf.flags.c_contiguous or buf.ndim != 1 or not 0 < width <= buf.size:
         return windows(buf, width)[starts]
     step = buf.itemsize
-    item = np.dtype((np.void, width * step))
-    rows = np.ndarray((buf.size - width + 1,), item, buf, 0, (step,))[starts]
+    rows = np.ndarray((buf.size - width + 1,), _window_item(width * step), buf, 0, (step,))
+    rows = rows[starts]
     return rows.view(buf.dtype).reshape(*rows.shape, width)
+
+
+@cache
+def _window_item(nbytes: int) -> np.dtype:
+    """The void dtype of one `nbytes` window (built once: a dtype costs about 0.7 us,
+    a third of a small gather)."""
+    return np.dtype((np.void, nbytes))
 
 
 def block_margins(
