@@ -38,7 +38,7 @@ MAX_STARTS_PER_MSAMPLE = 32_768
 # trellis-only rates, whose finer phases each carry a different straddle).
 PHASES_PER_PREAMBLE = 2
 # Screened starts scored (stage 2) per pass: the product and its tests over this many
-# (about 1.6 MB of temporaries) stay in the CPU cache.
+# (about 2 MB of temporaries, the windows 128 bytes a start) stay in the CPU cache.
 SCORE_CHUNK = 8192
 # Unacceptable DFs one bit from DF17 or DF18 (1, 2, 19, 22, 25, 26): the only ones a
 # weak reply's DF repair (repair.extended_squitter_df) can make worth slicing.
@@ -185,7 +185,7 @@ class CandidateSearch:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Stage 2 (preamble.phase_scores) of the screened starts `s`, in chunks of
         SCORE_CHUNK starts: each chunk's product and tests stay in the CPU cache, and
-        the temporaries (about 200 bytes per start) stay small whatever the block.
+        the temporaries (about 250 bytes per start) stay small whatever the block.
 
         Also the DF head samples of the kept starts (rows, head width), taken from the
         same windows, where slicing decides the DF (None where the trellis does)."""
