@@ -63,6 +63,10 @@ STRONG_MAX_QUIET = 0.4
 # 65536 about 6 % less screen time than 32768, 49152 about the same as 65536; with
 # twelve, 32768 had been best (5 % less than 16384).
 STRIP = 65536
+# Scratch buffers start on a cache line. numpy's vector loops store whole 32-byte lanes,
+# and the heap's arrays are only 16-byte aligned: an output starting mid-lane measured
+# 10-30 % slower per operation, about 5 % of the screen.
+SCRATCH_ALIGN = 64
 # Quiet gaps of the preamble (half-bits 3-6 and 10-15) as [start, end) in half-bits.
 _QUIET_GAPS = ((3, 7), (10, 16))
 
@@ -175,10 +179,18 @@ class Scratch:
 
     def __init__(self, plan: ScreenPlan):
         size = STRIP + plan.reach
-        self.buf = [np.empty(size, dtype=np.float32) for _ in range(5)]
+        self.buf = [_aligned_empty(size, np.float32) for _ in range(5)]
         # Whole 8-byte words (see _set_indices): rounded up, plus a spare word.
-        self.hits = np.empty(-(-size // 8) * 8 + 8, dtype=bool)
+        self.hits = _aligned_empty(-(-size // 8) * 8 + 8, np.bool_)
         self.word_starts = np.arange(0, self.hits.size, 8, dtype=np.intp)
+
+
+def _aligned_empty(size: int, dtype: type[np.generic]) -> np.ndarray:
+    """An uninitialised array of `size` items whose data starts on SCRATCH_ALIGN bytes."""
+    nbytes = size * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + SCRATCH_ALIGN, dtype=np.uint8)
+    skip = -raw.ctypes.data % SCRATCH_ALIGN
+    return raw[skip : skip + nbytes].view(dtype)
 
 
 def _screen_strip(
