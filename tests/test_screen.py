@@ -72,16 +72,17 @@ def _reference_screen(
     pulses = second * np.float32(plan.nquiet / (2 * preamble.SCREEN_RATIO))
     qmax = qmax * plan.max_scale
     hit = pulses > np.maximum(quiet, qmax)
-    # Noise floor: each strip's lowest window floor; loud quiet sample: the own window's.
+    # Noise floor: each FLOOR_SPAN's lowest window floor; loud quiet sample: the own window's.
     to_quiet = np.float32(
         min(preamble.FLOOR_SNR, preamble.WEAK_FLOOR_SNR) * 0.5 * plan.nquiet / preamble.SCREEN_RATIO
     )
     windows = np.minimum(np.arange(n) // NOISE_WINDOW, floor.size - 1)
+    span = preamble.FLOOR_SPAN
     strip_low = np.array(
-        [floor[windows[lo : lo + preamble.STRIP]].min() for lo in range(0, n, preamble.STRIP)],
+        [floor[windows[lo : lo + span]].min() for lo in range(0, n, span)],
         dtype=np.float32,
     )
-    hit &= pulses > strip_low[np.arange(n) // preamble.STRIP] * to_quiet
+    hit &= pulses > strip_low[np.arange(n) // span] * to_quiet
     loud = floor[windows] * to_quiet * np.float32(preamble.STRONG_FLOORS)
     ratio = np.float32(preamble.STRONG_MAX_QUIET / preamble.MAX_QUIET_SAMPLE)
     hit &= (pulses <= loud) | (qmax < pulses * ratio)
@@ -90,12 +91,18 @@ def _reference_screen(
 
 @pytest.mark.parametrize("rate", sorted(CAPTURES))
 @pytest.mark.parametrize("stream", ["busy", "noise"])
-def test_screen_equals_whole_buffer_definition(rate: int, stream: str) -> None:
+@pytest.mark.parametrize("strip", [preamble.STRIP, 5000])
+def test_screen_equals_whole_buffer_definition(
+    rate: int, stream: str, strip: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same hits whatever the strip size (the floor test's spans are not strips)."""
+    monkeypatch.setattr(preamble, "STRIP", strip)
     mag = _streams(rate)[stream]
     plan = preamble.ScreenPlan.for_timing(Timing.for_rate(rate))
     scratch = preamble.Scratch(plan)
-    # Several buffers (the scratch reused), one longer than a strip and not a multiple.
-    for start, size in ((0, 3 * preamble.STRIP + 1234), (777, 40_000), (5, 1000)):
+    # Several buffers (the scratch reused), longer than a strip and a floor span and
+    # not a multiple of either, and short ones.
+    for start, size in ((0, 300_000 + 1234), (777, 40_000), (5, 1000)):
         buf = mag[start : start + size]
         floor = noise.floor(buf)
         limit = buf.size - plan.reach

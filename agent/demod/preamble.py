@@ -58,11 +58,16 @@ MAX_QUIET_SAMPLE = 0.72
 # CPU, no frame lost; the sweep's bursts are found as before at every level.
 STRONG_FLOORS = 8.0
 STRONG_MAX_QUIET = 0.4
-# Samples screened per strip: few calls per block, temporaries mostly in the CPU's
-# cache. With six reused temporaries (Scratch), measured on bench/demod.py's stream:
-# 65536 about 6 % less screen time than 32768, 49152 about the same as 65536; with
-# twelve, 32768 had been best (5 % less than 16384).
-STRIP = 65536
+# Samples screened per strip. A strip costs about 30 numpy calls whatever its size
+# (some 20 us), so fewer strips per block pay until the temporaries crowd the cache.
+# With four reused temporaries (Scratch), measured on the busy capture and on noise:
+# 196608 (three strips per 524288-sample block) about 9 % less screen time than 65536,
+# 131072 about 5 %, 262144 less than 196608; the Scratch is 3 MB. The hits do not
+# depend on it (tests/test_screen.py): the floor test's level is per FLOOR_SPAN.
+STRIP = 196608
+# Starts that share the lowest noise floor of their windows as the screen's floor-test
+# level (the strips' length before strips and spans were separate).
+FLOOR_SPAN = 65536
 # Scratch buffers start on a cache line. numpy's vector loops store whole 32-byte lanes,
 # and the heap's arrays are only 16-byte aligned: an output starting mid-lane measured
 # 10-30 % slower per operation, about 5 % of the screen.
@@ -127,16 +132,16 @@ def screen(
 ) -> np.ndarray:
     """Start samples in [0, limit) that may hold a preamble at some phase.
 
-    The buffer is screened in strips of STRIP samples so that the temporaries stay in
-    the CPU cache: on whole 2.4 MS/s buffers numpy spends most of its time faulting in
-    fresh pages for temporaries, not computing.
+    The buffer is screened in strips of STRIP samples so that the temporaries stay
+    small and are reused (Scratch): on whole 2.4 MS/s buffers numpy spends most of its
+    time faulting in fresh pages for temporaries, not computing.
 
     Args:
         mag: magnitude buffer; must hold at least limit + plan.reach samples.
         limit: number of start positions to test.
-        floor: noise floor (mean magnitude) per `window` samples of `mag`. Each strip
-            uses the lowest floor it touches, so this test only ever passes more than
-            stage 2's exact floor test would.
+        floor: noise floor (mean magnitude) per `window` samples of `mag`. Each
+            FLOOR_SPAN of starts uses the lowest floor it touches, so this test only
+            ever passes more than stage 2's exact floor test would.
         scratch: temporaries to reuse (Scratch(plan)); fresh ones when None.
     Returns:
         int64 array of start samples, ascending.
@@ -151,19 +156,28 @@ def screen(
     # Far above the floor, the quiet gaps of a real preamble hold only the pulses'
     # skirts: a loud sample there is another reply's pulse (Mode A/C trains, most of a
     # busy channel's false starts). Judged against each hit's own window floor (not the
-    # strip's lowest) so that the result does not depend on the blocks. Per window
+    # span's lowest) so that the result does not depend on the blocks. Per window
     # once here: per hit it was most of the screen's time outside the strips.
     loud_level = floor * to_quiet * np.float32(STRONG_FLOORS)
     quiet_ratio = np.float32(STRONG_MAX_QUIET / MAX_QUIET_SAMPLE)
+    # The noise-floor test's level: the lowest floor of each FLOOR_SPAN of starts.
+    span_level = np.array(
+        [
+            floor[
+                lo // window : min((min(lo + FLOOR_SPAN, limit) - 1) // window + 1, floor.size)
+            ].min()
+            for lo in range(0, limit, FLOOR_SPAN)
+        ],
+        dtype=np.float32,
+    )
+    span_level *= to_quiet
     found = []
     for lo in range(0, limit, STRIP):
-        hi = min(lo + STRIP, limit)
-        level = floor[lo // window : min((hi - 1) // window + 1, floor.size)].min()
-        hits, pulses, qmax = _screen_strip(mag, plan, lo, hi, scratch)
+        hits, pulses, qmax = _screen_strip(mag, plan, lo, min(lo + STRIP, limit), scratch)
         hits += lo
         own = loud_level.take(np.minimum(hits // window, floor.size - 1))
         # The noise-floor test and the loud-quiet-sample test, on the hits only.
-        keep = pulses > level * to_quiet
+        keep = pulses > span_level.take(hits // FLOOR_SPAN)
         keep &= (pulses <= own) | (qmax < pulses * quiet_ratio)
         found.append(hits[keep])
     return np.concatenate(found)
@@ -172,14 +186,14 @@ def screen(
 class Scratch:
     """Preallocated temporaries of `screen` (keep one across calls: no page faults).
 
-    Five strip-sized buffers, each reused once its value is dead (see _screen_strip):
+    Four strip-sized buffers, each reused once its value is dead (see _screen_strip):
     with a buffer per temporary (twelve) a strip's working set outgrew the L2 cache,
-    and five measured about 5 % faster than six.
+    and fewer buffers let a strip be longer for the same memory.
     """
 
     def __init__(self, plan: ScreenPlan):
         size = STRIP + plan.reach
-        self.buf = [_aligned_empty(size, np.float32) for _ in range(5)]
+        self.buf = [_aligned_empty(size, np.float32) for _ in range(4)]
         # Whole 8-byte words (see _set_indices): rounded up, plus a spare word.
         self.hits = _aligned_empty(-(-size // 8) * 8 + 8, np.bool_)
         self.word_starts = np.arange(0, self.hits.size, 8, dtype=np.intp)
@@ -202,19 +216,12 @@ def _screen_strip(
     length = n + plan.reach
     seg = mag[lo : lo + length]
     length = seg.size
-    b0, b1, b2, b3, b4 = w.buf
-    # The loudest quiet sample, then the quiet sum, then the pulses, each phase in the
-    # buffers the one before no longer needs: five live buffers, not six.
-    x2 = np.maximum(seg[:-1], seg[1:], out=b0[: length - 1])  # 2- and 3-sample maxima
-    x3 = np.maximum(x2[:-1], seg[2:], out=b1[: length - 2])
-    qmax = b2[:n]
-    tops = [(seg, x2, x3)[ln - 1][k : k + n] for k, ln in plan.quiet]
-    np.maximum(tops[0], tops[1], out=qmax)
-    for top_run in tops[2:]:
-        np.maximum(qmax, top_run, out=qmax)
+    b0, b1, b2, b3 = w.buf
+    # The quiet sum, the pulses, then the loudest quiet sample, each phase in the
+    # buffers the one before no longer needs: four live buffers.
     s2 = np.add(seg[:-1], seg[1:], out=b0[: length - 1])  # 2-sample windows
     c3 = np.add(s2[:-1], seg[2:], out=b1[: length - 2])  # 3-sample windows
-    quiet = b3[:n]
+    quiet = b2[:n]
     runs = [(seg, s2, c3)[ln - 1][k : k + n] for k, ln in plan.quiet]
     np.add(runs[0], runs[1], out=quiet)
     for run in runs[2:]:
@@ -226,11 +233,26 @@ def _screen_strip(
     m2 = np.maximum(s2[:-1], s2[1:], out=b1[: length - 2])  # better of j, j+1
     npair = length - 2 - plan.pair
     lo_ = np.minimum(m2[:npair], m2[plan.pair : plan.pair + npair], out=b0[:npair])
-    hi_ = np.maximum(m2[:npair], m2[plan.pair : plan.pair + npair], out=b4[:npair])
+    hi_ = np.maximum(m2[:npair], m2[plan.pair : plan.pair + npair], out=b3[:npair])
     # (Not out=hi_: numpy would copy an input that overlaps the output with a shift.)
     top = np.minimum(hi_[:n], hi_[plan.shift : plan.shift + n], out=b1[:n])
-    pulses = np.maximum(lo_[:n], lo_[plan.shift : plan.shift + n], out=b4[:n])
+    pulses = np.maximum(lo_[:n], lo_[plan.shift : plan.shift + n], out=b3[:n])
     np.minimum(pulses, top, out=pulses)
+    # The loudest quiet sample: runs of one or two samples from seg and the 2-sample
+    # maxima, then those become the 3-sample maxima in place (the same memory in and
+    # out, which numpy does not copy) for the runs of three.
+    x2 = np.maximum(seg[:-1], seg[1:], out=b0[: length - 1])
+    qmax = b1[:n]
+    short = [(seg, x2)[ln - 1][k : k + n] for k, ln in plan.quiet if ln < 3]
+    for i, top_run in enumerate(short):
+        np.maximum(qmax if i else top_run, top_run, out=qmax)
+    x3 = np.maximum(x2[:-1], seg[2:], out=x2[:-1])
+    tops = [x3[k : k + n] for k, ln in plan.quiet if ln == 3]
+    if not short:
+        np.maximum(tops[0], tops[1], out=qmax)
+        tops = tops[2:]
+    for top_run in tops:
+        np.maximum(qmax, top_run, out=qmax)
     # Both tests as one compare: pulses must beat the mean quiet level (SCREEN_RATIO)
     # and the loudest quiet sample (MAX_QUIET_SAMPLE), both scaled to the quiet sum.
     qmax *= plan.max_scale
