@@ -60,11 +60,12 @@ STRONG_FLOORS = 8.0
 STRONG_MAX_QUIET = 0.4
 # Samples screened per strip. A strip costs about 30 numpy calls whatever its size
 # (some 20 us), so fewer strips per block pay until the temporaries crowd the cache.
-# With four reused temporaries (Scratch), measured on the busy capture and on noise:
-# 196608 (three strips per 524288-sample block) about 9 % less screen time than 65536,
-# 131072 about 5 %, 262144 less than 196608; the Scratch is 3 MB. The hits do not
-# depend on it (tests/test_screen.py): the floor test's level is per FLOOR_SPAN.
-STRIP = 196608
+# With four reused temporaries (Scratch, 4 * 4 * STRIP bytes), measured in the
+# demodulator on the busy capture and on noise: 131072 about 5 % less screen time
+# than 65536, 196608 about 10 % (but 1.3 MB more Scratch, against the run's RSS
+# target), 262144 less than 196608. The hits do not depend on it
+# (tests/test_screen.py): the floor test's level is per FLOOR_SPAN.
+STRIP = 131072
 # Starts that share the lowest noise floor of their windows as the screen's floor-test
 # level (the strips' length before strips and spans were separate).
 FLOOR_SPAN = 65536
