@@ -41,20 +41,25 @@ def floor(buf: np.ndarray) -> np.ndarray:
     # In runs of FLOOR_RUN pieces, so that the sixteen strided passes over a run
     # hit the CPU cache (measured: a fifth less time than passes over the buffer).
     pieces = buf[: nsub * NOISE_SUB].reshape(nsub, NOISE_SUB)
-    sub = np.empty(nsub, dtype=np.float32)
+    per = NOISE_WINDOW // NOISE_SUB
+    nwin = -(-nsub // per)
+    # The sums go straight into the rows that are ranked; a short last row is padded.
+    ranked = np.empty((nwin, per), dtype=np.float32)
+    flat = ranked.reshape(-1)
+    flat[nsub:] = np.inf
+    sub = flat[:nsub]
     for a in range(0, nsub, FLOOR_RUN):
         run, out = pieces[a : a + FLOOR_RUN], sub[a : a + FLOOR_RUN]
         np.add(run[:, 0], run[:, 1], out=out)
         for c in range(2, NOISE_SUB):
             out += run[:, c]
-    per = NOISE_WINDOW // NOISE_SUB
-    nwin = -(-nsub // per)
-    padded = np.full(nwin * per, np.inf, dtype=np.float32)
-    padded[:nsub] = sub
+    # Sorting the rows in place (numpy's vectorised sort) measured a quarter faster than
+    # np.partition on these 64-entry rows; the rank's value is the same.
+    ranked.sort(axis=1)
     rank = min(FLOOR_RANK, nsub - 1) if nwin == 1 else FLOOR_RANK
-    win = np.partition(padded.reshape(nwin, per), rank, axis=1)[:, rank]
+    win = ranked[:, rank]
     if not np.isfinite(win[-1]):  # a last window with fewer pieces than the rank
-        part = np.sort(padded[(nwin - 1) * per : nsub])
+        part = flat[(nwin - 1) * per : nsub]  # its pieces, sorted (the padding last)
         win[-1] = part[min(FLOOR_RANK, part.size - 1)] if part.size else win[-2]
     low = win.copy()
     low[1:] = np.minimum(win[1:], win[:-1])

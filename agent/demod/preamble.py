@@ -58,11 +58,21 @@ MAX_QUIET_SAMPLE = 0.72
 # CPU, no frame lost; the sweep's bursts are found as before at every level.
 STRONG_FLOORS = 8.0
 STRONG_MAX_QUIET = 0.4
-# Samples screened per strip: few calls per block, temporaries mostly in the CPU's
-# cache. With six reused temporaries (Scratch), measured on bench/demod.py's stream:
-# 65536 about 6 % less screen time than 32768, 49152 about the same as 65536; with
-# twelve, 32768 had been best (5 % less than 16384).
-STRIP = 65536
+# Samples screened per strip. A strip costs about 30 numpy calls whatever its size
+# (some 20 us), so fewer strips per block pay until the temporaries crowd the cache.
+# With four reused temporaries (Scratch, 4 * 4 * STRIP bytes), measured in the
+# demodulator on the busy capture and on noise: 131072 about 5 % less screen time
+# than 65536, 196608 about 10 % (but 1.3 MB more Scratch, against the run's RSS
+# target), 262144 less than 196608. The hits do not depend on it
+# (tests/test_screen.py): the floor test's level is per FLOOR_SPAN.
+STRIP = 131072
+# Starts that share the lowest noise floor of their windows as the screen's floor-test
+# level (the strips' length before strips and spans were separate).
+FLOOR_SPAN = 65536
+# Scratch buffers start on a cache line. numpy's vector loops store whole 32-byte lanes,
+# and the heap's arrays are only 16-byte aligned: an output starting mid-lane measured
+# 10-30 % slower per operation, about 5 % of the screen.
+SCRATCH_ALIGN = 64
 # Quiet gaps of the preamble (half-bits 3-6 and 10-15) as [start, end) in half-bits.
 _QUIET_GAPS = ((3, 7), (10, 16))
 
@@ -123,16 +133,16 @@ def screen(
 ) -> np.ndarray:
     """Start samples in [0, limit) that may hold a preamble at some phase.
 
-    The buffer is screened in strips of STRIP samples so that the temporaries stay in
-    the CPU cache: on whole 2.4 MS/s buffers numpy spends most of its time faulting in
-    fresh pages for temporaries, not computing.
+    The buffer is screened in strips of STRIP samples so that the temporaries stay
+    small and are reused (Scratch): on whole 2.4 MS/s buffers numpy spends most of its
+    time faulting in fresh pages for temporaries, not computing.
 
     Args:
         mag: magnitude buffer; must hold at least limit + plan.reach samples.
         limit: number of start positions to test.
-        floor: noise floor (mean magnitude) per `window` samples of `mag`. Each strip
-            uses the lowest floor it touches, so this test only ever passes more than
-            stage 2's exact floor test would.
+        floor: noise floor (mean magnitude) per `window` samples of `mag`. Each
+            FLOOR_SPAN of starts uses the lowest floor it touches, so this test only
+            ever passes more than stage 2's exact floor test would.
         scratch: temporaries to reuse (Scratch(plan)); fresh ones when None.
     Returns:
         int64 array of start samples, ascending.
@@ -147,19 +157,28 @@ def screen(
     # Far above the floor, the quiet gaps of a real preamble hold only the pulses'
     # skirts: a loud sample there is another reply's pulse (Mode A/C trains, most of a
     # busy channel's false starts). Judged against each hit's own window floor (not the
-    # strip's lowest) so that the result does not depend on the blocks. Per window
+    # span's lowest) so that the result does not depend on the blocks. Per window
     # once here: per hit it was most of the screen's time outside the strips.
     loud_level = floor * to_quiet * np.float32(STRONG_FLOORS)
     quiet_ratio = np.float32(STRONG_MAX_QUIET / MAX_QUIET_SAMPLE)
+    # The noise-floor test's level: the lowest floor of each FLOOR_SPAN of starts.
+    span_level = np.array(
+        [
+            floor[
+                lo // window : min((min(lo + FLOOR_SPAN, limit) - 1) // window + 1, floor.size)
+            ].min()
+            for lo in range(0, limit, FLOOR_SPAN)
+        ],
+        dtype=np.float32,
+    )
+    span_level *= to_quiet
     found = []
     for lo in range(0, limit, STRIP):
-        hi = min(lo + STRIP, limit)
-        level = floor[lo // window : min((hi - 1) // window + 1, floor.size)].min()
-        hits, pulses, qmax = _screen_strip(mag, plan, lo, hi, scratch)
+        hits, pulses, qmax = _screen_strip(mag, plan, lo, min(lo + STRIP, limit), scratch)
         hits += lo
-        own = loud_level[np.minimum(hits // window, floor.size - 1)]
+        own = loud_level.take(np.minimum(hits // window, floor.size - 1))
         # The noise-floor test and the loud-quiet-sample test, on the hits only.
-        keep = pulses > level * to_quiet
+        keep = pulses > span_level.take(hits // FLOOR_SPAN)
         keep &= (pulses <= own) | (qmax < pulses * quiet_ratio)
         found.append(hits[keep])
     return np.concatenate(found)
@@ -168,15 +187,25 @@ def screen(
 class Scratch:
     """Preallocated temporaries of `screen` (keep one across calls: no page faults).
 
-    Six strip-sized buffers, each reused once its value is dead (see _screen_strip):
-    with a buffer per temporary (twelve) a strip's working set outgrew the L2 cache.
+    Four strip-sized buffers, each reused once its value is dead (see _screen_strip):
+    with a buffer per temporary (twelve) a strip's working set outgrew the L2 cache,
+    and fewer buffers let a strip be longer for the same memory.
     """
 
     def __init__(self, plan: ScreenPlan):
         size = STRIP + plan.reach
-        self.buf = [np.empty(size, dtype=np.float32) for _ in range(6)]
+        self.buf = [_aligned_empty(size, np.float32) for _ in range(4)]
         # Whole 8-byte words (see _set_indices): rounded up, plus a spare word.
-        self.hits = np.empty(-(-size // 8) * 8 + 8, dtype=bool)
+        self.hits = _aligned_empty(-(-size // 8) * 8 + 8, np.bool_)
+        self.word_starts = np.arange(0, self.hits.size, 8, dtype=np.intp)
+
+
+def _aligned_empty(size: int, dtype: type[np.generic]) -> np.ndarray:
+    """An uninitialised array of `size` items whose data starts on SCRATCH_ALIGN bytes."""
+    nbytes = size * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + SCRATCH_ALIGN, dtype=np.uint8)
+    skip = -raw.ctypes.data % SCRATCH_ALIGN
+    return raw[skip : skip + nbytes].view(dtype)
 
 
 def _screen_strip(
@@ -188,22 +217,16 @@ def _screen_strip(
     length = n + plan.reach
     seg = mag[lo : lo + length]
     length = seg.size
-    b0, b1, b2, b3, b4, b5 = w.buf
-    # The quiet gaps first, then the pulses in the buffers the gaps no longer need.
+    b0, b1, b2, b3 = w.buf
+    # The quiet sum, the pulses, then the loudest quiet sample, each phase in the
+    # buffers the one before no longer needs: four live buffers.
     s2 = np.add(seg[:-1], seg[1:], out=b0[: length - 1])  # 2-sample windows
     c3 = np.add(s2[:-1], seg[2:], out=b1[: length - 2])  # 3-sample windows
-    x2 = np.maximum(seg[:-1], seg[1:], out=b2[: length - 1])  # 2- and 3-sample maxima
-    x3 = np.maximum(x2[:-1], seg[2:], out=b3[: length - 2])
-    quiet = b4[:n]
-    qmax = b5[:n]
-    runs = [
-        ((seg, s2, c3)[ln - 1][k : k + n], (seg, x2, x3)[ln - 1][k : k + n]) for k, ln in plan.quiet
-    ]
-    np.add(runs[0][0], runs[1][0], out=quiet)
-    np.maximum(runs[0][1], runs[1][1], out=qmax)
-    for run, top_run in runs[2:]:
+    quiet = b2[:n]
+    runs = [(seg, s2, c3)[ln - 1][k : k + n] for k, ln in plan.quiet]
+    np.add(runs[0], runs[1], out=quiet)
+    for run in runs[2:]:
         quiet += run
-        np.maximum(qmax, top_run, out=qmax)
     # Second-weakest of the four pulses: all four strong rejects lone interference
     # pulses (Mode A/C, DME), allowing one weak pulse keeps replies whose preamble is
     # partly covered by the end of another reply. The pairs repeat, so the low and high
@@ -211,11 +234,26 @@ def _screen_strip(
     m2 = np.maximum(s2[:-1], s2[1:], out=b1[: length - 2])  # better of j, j+1
     npair = length - 2 - plan.pair
     lo_ = np.minimum(m2[:npair], m2[plan.pair : plan.pair + npair], out=b0[:npair])
-    hi_ = np.maximum(m2[:npair], m2[plan.pair : plan.pair + npair], out=b2[:npair])
+    hi_ = np.maximum(m2[:npair], m2[plan.pair : plan.pair + npair], out=b3[:npair])
     # (Not out=hi_: numpy would copy an input that overlaps the output with a shift.)
     top = np.minimum(hi_[:n], hi_[plan.shift : plan.shift + n], out=b1[:n])
     pulses = np.maximum(lo_[:n], lo_[plan.shift : plan.shift + n], out=b3[:n])
     np.minimum(pulses, top, out=pulses)
+    # The loudest quiet sample: runs of one or two samples from seg and the 2-sample
+    # maxima, then those become the 3-sample maxima in place (the same memory in and
+    # out, which numpy does not copy) for the runs of three.
+    x2 = np.maximum(seg[:-1], seg[1:], out=b0[: length - 1])
+    qmax = b1[:n]
+    short = [(seg, x2)[ln - 1][k : k + n] for k, ln in plan.quiet if ln < 3]
+    for i, top_run in enumerate(short):
+        np.maximum(qmax if i else top_run, top_run, out=qmax)
+    x3 = np.maximum(x2[:-1], seg[2:], out=x2[:-1])
+    tops = [x3[k : k + n] for k, ln in plan.quiet if ln == 3]
+    if not short:
+        np.maximum(tops[0], tops[1], out=qmax)
+        tops = tops[2:]
+    for top_run in tops:
+        np.maximum(qmax, top_run, out=qmax)
     # Both tests as one compare: pulses must beat the mean quiet level (SCREEN_RATIO)
     # and the loudest quiet sample (MAX_QUIET_SAMPLE), both scaled to the quiet sum.
     qmax *= plan.max_scale
@@ -223,24 +261,29 @@ def _screen_strip(
     # second-weakest pulse / 2 > SCREEN_RATIO * quiet / nquiet, as one multiply and compare.
     pulses *= np.float32(plan.nquiet / (2 * SCREEN_RATIO))
     np.greater(pulses, quiet, out=w.hits[:n])
-    hits = _set_indices(w.hits, n)
-    return hits, pulses[hits], qmax[hits]
+    hits = _set_indices(w.hits, n, w.word_starts)
+    return hits, pulses.take(hits), qmax.take(hits)
 
 
-def _set_indices(mask: np.ndarray, n: int) -> np.ndarray:
+def _set_indices(mask: np.ndarray, n: int, word_starts: np.ndarray) -> np.ndarray:
     """np.flatnonzero(mask[:n]) for a sparse mask, by 8-byte words.
 
     flatnonzero costs about 0.5 ns per entry, set or not; on the screen's masks (about
     one entry in 15 set, in runs) finding the nonzero words first and then the set
     bytes of those few words took 60 % of its time. `mask` (a Scratch buffer) must be
     8-byte aligned with room to round n up to a whole word; the padding is cleared.
+    `word_starts` is np.arange(0, mask.size, 8) (Scratch.word_starts).
     """
     whole = -(-n // 8) * 8
     mask[n:whole] = False
     words = mask[:whole].view(np.uint64)
     nonzero = np.flatnonzero(words != 0)  # on a bool array: flatnonzero's fast path
     at = np.flatnonzero(words.take(nonzero).view(np.bool_))
-    return (nonzero[at >> 3] << 3) | (at & 7)
+    # A set byte's index among the taken words' bytes, plus how far its word moved in
+    # the take: two operations per set entry fewer than rebuilding word and byte.
+    moved = nonzero << 3
+    moved -= word_starts[: nonzero.size]
+    return at + moved.take(at >> 3)
 
 
 def score_matrix(timing: Timing) -> np.ndarray:
