@@ -199,3 +199,14 @@ class TcpServer:
         if self.thread.is_alive():
             self.thread.join(timeout)
         self.listener.close()
+
+
+def demodulate(raw: bytes, rate: float, block: int = 262144) -> list[Frame]:
+    """Frames of raw IQ bytes fed as the sources do: in UC8 blocks (I/Q too at 2.0 MS/s)."""
+    from agent.demod import Demodulator  # numpy: only for the tests that demodulate
+
+    demod = Demodulator(rate)
+    out: list[Frame] = []
+    for i in range(0, len(raw), 2 * block):
+        out += demod.process_raw(raw[i : i + 2 * block])
+    return out + demod.flush()

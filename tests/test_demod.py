@@ -22,6 +22,7 @@ from agent.demod.timing import BLOCK_BITS, Timing
 from agent.frame import Frame
 from agent.verify import ADDRESS_PARITY_DFS
 from tests.conftest import shared_data
+from tests.helpers import demodulate
 
 MODES1_20 = "iq/modes1.bin"  # 2.0 MS/s
 MODES1_24 = "iq/modes1_2400.uc8"  # same capture resampled to 2.4 MS/s
@@ -36,15 +37,6 @@ def _raw(relpath: str) -> bytes:
 @cache
 def _mag(relpath: str) -> np.ndarray:
     return uc8_to_mag(_raw(relpath))
-
-
-def demodulate(raw: bytes, rate: float, block: int = 262144) -> list[Frame]:
-    """As the sources do: raw UC8 blocks (I/Q too at 2.0 MS/s)."""
-    demod = Demodulator(rate)
-    out: list[Frame] = []
-    for i in range(0, len(raw), 2 * block):
-        out += demod.process_raw(raw[i : i + 2 * block])
-    return out + demod.flush()
 
 
 @cache

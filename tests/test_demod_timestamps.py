@@ -18,21 +18,13 @@ import pytest
 
 from agent.demod import Demodulator
 from agent.demod.resolve import TICK_MASK
-from agent.frame import Frame
 from bench import bursts
 from tests.conftest import shared_data
+from tests.helpers import demodulate
 
 MODES1_24 = "iq/modes1_2400.uc8"
 MODES1_20 = "iq/modes1.bin"
 DUMP1090 = "dump1090-mutability"
-
-
-def _demodulate(raw: bytes, rate: float, block: int = 262144) -> list[Frame]:
-    demod = Demodulator(rate)
-    out: list[Frame] = []
-    for i in range(0, len(raw), 2 * block):
-        out += demod.process_raw(raw[i : i + 2 * block])
-    return out + demod.flush()
 
 
 def _tick_errors(rate: int, snr_db: float, n: int, seed: int) -> np.ndarray:
@@ -40,7 +32,7 @@ def _tick_errors(rate: int, snr_db: float, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     raw, sent = bursts.stream(rng, rate, snr_db, n)
     truth = {b.msg: bursts.true_ticks(b, rate) for b in sent}
-    frames = [f for f in _demodulate(raw, rate) if f.msg in truth]
+    frames = [f for f in demodulate(raw, rate) if f.msg in truth]
     assert len(frames) >= 0.5 * n, "most bursts decoded"
     assert all(f.ticks_12mhz is not None for f in frames)
     return np.array([f.ticks_12mhz - truth[f.msg] for f in frames])
@@ -70,15 +62,15 @@ def _raw(relpath: str) -> bytes:
 @pytest.mark.parametrize(("relpath", "rate"), [(MODES1_24, 2.4e6), (MODES1_20, 2.0e6)])
 def test_ticks_do_not_depend_on_the_block_split(relpath: str, rate: float) -> None:
     raw = _raw(relpath)
-    whole = [(f.msg, f.ticks_12mhz) for f in _demodulate(raw, rate)]
+    whole = [(f.msg, f.ticks_12mhz) for f in demodulate(raw, rate)]
     assert len(whole) > 300 and len({t for _, t in whole}) == len(whole)
     for block in (100_003, 7919):
-        assert [(f.msg, f.ticks_12mhz) for f in _demodulate(raw, rate, block)] == whole
+        assert [(f.msg, f.ticks_12mhz) for f in demodulate(raw, rate, block)] == whole
 
 
 def test_skipped_samples_advance_the_ticks() -> None:
     raw = _raw(MODES1_24)
-    alone = _demodulate(raw, 2.4e6)
+    alone = demodulate(raw, 2.4e6)
     demod = Demodulator(2.4e6)
     first = demod.process_raw(raw) + demod.skip_samples(1_000_001)
     later = demod.process_raw(raw) + demod.flush()
@@ -95,7 +87,7 @@ def test_a_new_epoch_is_marked_and_the_held_back_frames_keep_the_old_one() -> No
     raw = _raw(MODES1_24)
     # The first stream ends just after a reply: too close to its end to be decided
     # before the stream is known to have ended.
-    end = round(_demodulate(raw, 2.4e6)[100].rx_time * 2.4e6) + 400
+    end = round(demodulate(raw, 2.4e6)[100].rx_time * 2.4e6) + 400
     demod = Demodulator(2.4e6)
     before = demod.process_raw(raw[: 2 * end])
     held = demod.new_epoch()
@@ -109,7 +101,7 @@ def test_a_new_epoch_is_marked_and_the_held_back_frames_keep_the_old_one() -> No
 
 def test_ticks_wrap_at_48_bits() -> None:
     raw = _raw(MODES1_24)
-    alone = _demodulate(raw, 2.4e6)
+    alone = demodulate(raw, 2.4e6)
     demod = Demodulator(2.4e6)
     demod.skip_samples((1 << 48) // 5 - 100_000)  # the counter wraps inside the recording
     frames = demod.process_raw(raw) + demod.flush()
@@ -136,7 +128,7 @@ def _mutability_mlat(path: str) -> list[tuple[int, bytes]]:
 def test_tick_intervals_agree_with_dump1090_mutability() -> None:
     path = shared_data(MODES1_24)
     theirs = _mutability_mlat(str(path))
-    ours = [(f.ticks_12mhz, f.msg) for f in _demodulate(_raw(MODES1_24), 2.4e6)]
+    ours = [(f.ticks_12mhz, f.msg) for f in demodulate(_raw(MODES1_24), 2.4e6)]
 
     def unique(frames: list[tuple[int | None, bytes]]) -> dict[bytes, int]:
         seen: dict[bytes, list[int]] = {}
@@ -165,7 +157,7 @@ def test_demod_command_prints_ticks_with_mlat(capsys: pytest.CaptureFixture[str]
     path = str(shared_data(MODES1_24))
     assert main(["demod", "--mlat", path]) == 0
     lines = capsys.readouterr().out.split()
-    frames = _demodulate(_raw(MODES1_24), 2.4e6)
+    frames = demodulate(_raw(MODES1_24), 2.4e6)
     assert lines == [f"@{f.ticks_12mhz:012X}{f.hex};" for f in frames]
     assert main(["demod", path]) == 0  # without --mlat, as before
     assert capsys.readouterr().out.split() == [f"*{f.hex};" for f in frames]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 
 from agent.frame import Frame
-from agent.sources.kind import OpenContext, SourceKind, host_port
 from agent.sources.stream import (
     FrameDecoder,
     RecordingSource,
@@ -22,12 +21,7 @@ from agent.sources.stream import (
     real_ticks,
     signal_dbfs,
 )
-from agent.sources.tcp import (
-    FEED_CANNOT_CONNECT_FIX,
-    FEED_NO_DATA_FIX,
-    FeedOptions,
-    TcpFrameSource,
-)
+from agent.sources.tcp import TcpFrameSource, feed_kind
 
 # Longest line kept while waiting for its end; real ones are under 50 bytes, so more
 # means a binary stream on the text port or a stuck sender: dropped up to the next line.
@@ -172,18 +166,4 @@ class AvrTcpSource(TcpFrameSource):
         return AvrDecoder(self.name, clock=self.clock, counts=self.counts)
 
 
-def _open(url: str, options: FeedOptions, context: OpenContext) -> AvrTcpSource:
-    # A live feed: frames are timed by the wall clock, start_time does not apply.
-    return AvrTcpSource(options.host, options.port, name=url)
-
-
-KIND = SourceKind(
-    scheme="avr",
-    prefix="avr://",
-    usage="avr://host:port  (AVR text, readsb/dump1090 port 30002)",
-    options=FeedOptions,
-    locate=host_port,
-    open=_open,
-    cannot_open_fix=FEED_CANNOT_CONNECT_FIX,
-    no_data_fix=FEED_NO_DATA_FIX,
-)
+KIND = feed_kind(AvrTcpSource, "avr://host:port  (AVR text, readsb/dump1090 port 30002)")

@@ -13,7 +13,6 @@ Only Mode S short and long become frames; the rest is counted and skipped.
 from __future__ import annotations
 
 from agent.frame import Frame
-from agent.sources.kind import OpenContext, SourceKind, host_port
 from agent.sources.stream import (
     FrameDecoder,
     RecordingSource,
@@ -21,12 +20,7 @@ from agent.sources.stream import (
     real_ticks,
     signal_dbfs,
 )
-from agent.sources.tcp import (
-    FEED_CANNOT_CONNECT_FIX,
-    FEED_NO_DATA_FIX,
-    FeedOptions,
-    TcpFrameSource,
-)
+from agent.sources.tcp import TcpFrameSource, feed_kind
 
 ESC = 0x1A
 TYPE_MODE_AC = 0x31
@@ -207,18 +201,4 @@ class BeastTcpSource(TcpFrameSource):
         return BeastDecoder(self.name, clock=self.clock, counts=self.counts)
 
 
-def _open(url: str, options: FeedOptions, context: OpenContext) -> BeastTcpSource:
-    # A live feed: frames are timed by the wall clock, start_time does not apply.
-    return BeastTcpSource(options.host, options.port, name=url)
-
-
-KIND = SourceKind(
-    scheme="beast",
-    prefix="beast://",
-    usage="beast://host:port  (Beast binary, readsb/dump1090 port 30005)",
-    options=FeedOptions,
-    locate=host_port,
-    open=_open,
-    cannot_open_fix=FEED_CANNOT_CONNECT_FIX,
-    no_data_fix=FEED_NO_DATA_FIX,
-)
+KIND = feed_kind(BeastTcpSource, "beast://host:port  (Beast binary, readsb/dump1090 port 30005)")

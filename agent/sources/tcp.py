@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 
 from agent.frame import Frame
-from agent.sources.kind import SourceOptions
+from agent.sources.kind import OpenContext, SourceKind, SourceOptions, host_port
 from agent.sources.reopen import Reopener, Wording
 from agent.sources.stream import READ_SIZE, Clock, FrameDecoder
 
@@ -263,3 +263,25 @@ class FeedOptions(SourceOptions):
 # What `adsb-agent check` says about a network feed.
 FEED_CANNOT_CONNECT_FIX = "is the receiver running and the host and port right? a firewall?"
 FEED_NO_DATA_FIX = "is dump1090/readsb running and its output port open? (`ss -tlnp`)"
+
+
+def feed_kind(source: type[TcpFrameSource], usage: str) -> SourceKind[FeedOptions]:
+    """The source kind of a network feed served by `source` (its scheme, host:port).
+
+    A live feed: frames are timed by the wall clock, so the context's start_time does
+    not apply.
+    """
+
+    def open_feed(url: str, options: FeedOptions, context: OpenContext) -> TcpFrameSource:
+        return source(options.host, options.port, name=url)
+
+    return SourceKind(
+        scheme=source.scheme,
+        prefix=f"{source.scheme}://",
+        usage=usage,
+        options=FeedOptions,
+        locate=host_port,
+        open=open_feed,
+        cannot_open_fix=FEED_CANNOT_CONNECT_FIX,
+        no_data_fix=FEED_NO_DATA_FIX,
+    )

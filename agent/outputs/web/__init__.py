@@ -89,8 +89,8 @@ def build_outputs(
 
 
 def _aerodromes(cfg: AgentConfig, pipeline: Pipeline) -> Aerodromes | None:
-    """The pipeline's aerodrome table (its event analyst has it), loaded here only when
-    events are off but the map should still show aerodromes."""
+    """The pipeline's aerodrome table (its event analyst has it); when events are off
+    but the map should still show aerodromes, one built on the map's first request."""
     if not cfg.intel.aerodromes:
         return None
     analyst = pipeline.analyst
@@ -98,4 +98,4 @@ def _aerodromes(cfg: AgentConfig, pipeline: Pipeline) -> Aerodromes | None:
         return analyst.aerodromes
     from agent.intel.aerodromes import Aerodromes
 
-    return Aerodromes.load()
+    return Aerodromes.deferred()
