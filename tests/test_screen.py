@@ -13,7 +13,7 @@ from functools import cache
 import numpy as np
 import pytest
 
-from agent.demod import noise, preamble
+from agent.demod import noise, preamble, slicer
 from agent.demod.iq import uc8_to_mag
 from agent.demod.noise import NOISE_WINDOW
 from agent.demod.timing import Timing
@@ -86,6 +86,10 @@ def _reference_screen(
     loud = floor[windows] * to_quiet * np.float32(preamble.STRONG_FLOORS)
     ratio = np.float32(preamble.STRONG_MAX_QUIET / preamble.MAX_QUIET_SAMPLE)
     hit &= (pulses <= loud) | (qmax < pulses * ratio)
+    # Stage 2's noise-floor test from above: the pulses' peak samples over the own floor.
+    peak = np.sort(np.stack([tops[3][k : k + n] for k in plan.pulses_at]), axis=0)[1]
+    level = np.float32(min(preamble.FLOOR_SNR, preamble.WEAK_FLOOR_SNR) * preamble.BOUND_SLACK)
+    hit &= peak > floor[windows] * level
     return np.flatnonzero(hit)
 
 
@@ -137,3 +141,50 @@ def test_floor_equals_definition(stream: str) -> None:
     for size in (524_288, 524_288 + 2400, 1024 * 5 + 16 * 3, 1024 + 16 * 20, 500, 15, 0):
         buf = np.resize(mag[1000:], size)
         np.testing.assert_array_equal(noise.floor(buf), _reference_floor(buf))
+
+
+@pytest.mark.parametrize("rate", sorted(CAPTURES))
+@pytest.mark.parametrize("stream", ["busy", "noise"])
+def test_peak_pulse_bounds_every_phase(rate: int, stream: str) -> None:
+    """The screen's pulse bound is at least stage 2's second-weakest pulse (mean
+    magnitude) at every phase, at every start of a real capture and of noise."""
+    timing = Timing.for_rate(rate)
+    plan = preamble.ScreenPlan.for_timing(timing)
+    mag = _streams(rate)[stream][:60_000]
+    starts = np.arange(mag.size - 64)
+    x2 = np.maximum(mag[:-1], mag[1:])
+    peaks = np.maximum(x2[:-1], mag[2:])
+    bound = preamble._peak_pulse(peaks, starts, plan)
+    matrix = preamble.score_matrix(timing)
+    nph = len(timing.phases)
+    e = matrix @ slicer.gather(mag, starts, matrix.shape[1]).T
+    second = np.sort(e[: 4 * nph].reshape(4, nph, -1), axis=0)[1] * timing.inverse_half_bit
+    worst = (second.max(axis=0) / np.maximum(bound, 1e-9)).max()
+    assert worst <= 1 + 1e-5
+    assert worst > 0.99  # tight somewhere: the bound is the real pulse at some phase
+
+
+@pytest.mark.parametrize("rate", sorted(CAPTURES))
+@pytest.mark.parametrize("stream", ["busy", "noise"])
+def test_floor_bound_drops_only_starts_stage_2_rejects(
+    rate: int, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the pulse bound removes from the screen's hits, stage 2 would have rejected:
+    the same frames, fewer starts scored (most of noise's)."""
+    timing = Timing.for_rate(rate)
+    plan = preamble.ScreenPlan.for_timing(timing)
+    buf = _streams(rate)[stream][:300_000]
+    floor = noise.floor(buf)
+    limit = buf.size - plan.reach
+    kept = preamble.screen(buf, plan, limit, floor, NOISE_WINDOW)
+    monkeypatch.setattr(preamble, "BOUND_SLACK", 0.0)  # every bound passes: no bound
+    unbounded = preamble.screen(buf, plan, limit, floor, NOISE_WINDOW)
+    assert np.isin(kept, unbounded).all()
+    dropped = np.setdiff1d(unbounded, kept)
+    assert dropped.size > kept.size / 10
+    matrix = preamble.score_matrix(timing)
+    win = slicer.gather(buf, dropped, matrix.shape[1])
+    fl = floor.take(dropped // NOISE_WINDOW, mode="clip")
+    for snr in (preamble.MIN_PREAMBLE_SNR, preamble.MIN_PREAMBLE_SNR_2000):
+        rows, *_ = preamble.phase_scores(win, matrix, timing, fl, np.float32(snr))
+        assert rows.size == 0

@@ -3,7 +3,8 @@
 Cheapest first, so that the bit decisions (decide.py) only ever see a handful:
     1. preamble.screen        every sample: ~20 shifted-array ops, phase-agnostic
                               (pulses over the quiet gaps' mean and loudest sample;
-                              loud ones need really quiet gaps)
+                              loud ones need really quiet gaps; the pulses' peak
+                              samples over stage 2's floor test)
     2. preamble.phase_scores  survivors: one matrix product -> SNR of all phases,
                               plus the noise-floor test (looser for weak preambles);
                               at most PHASES_PER_PREAMBLE phases per start go on
@@ -107,7 +108,7 @@ class CandidateSearch:
         # Stage 2's windows, also holding the DF head's samples where slicing decides
         # the DF: one gather per start instead of two (both cost mostly cache misses).
         self._head = slice(timing.block_base, timing.block_base + self._df_matrix.shape[0])
-        self._window = self._score_matrix.shape[0]
+        self._window = self._score_matrix.shape[1]
         if not decider.trellis_all:
             self._window = max(self._window, self._head.stop)
         # Stage 2's strict preamble SNR: lower where replies straddle samples (2.0 MS/s).

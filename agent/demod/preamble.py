@@ -9,7 +9,10 @@ each preamble pulse for every phase at once. The four pulses come as two identic
 pairs (half-bits 0/2 and 7/9), so one min builds the pair and a second min the four.
 They are compared with the samples that lie in the preamble's quiet gaps whatever the
 phase. Pulse-position data is never quiet for more than two half-bits, so the same test
-rejects positions inside a reply.
+rejects positions inside a reply. Last, near the noise floor, a hit must pass stage 2's
+own floor test from above (_peak_pulse: no half-bit's mean exceeds its largest sample):
+a window sum flatters flat noise, and this drops most of a quiet site's hits while
+provably dropping none that stage 2 would keep.
 
 Stage 2 (`phase_scores`) looks only at the survivors: one matrix product gives the 16
 half-bit energies of every phase, and the pulses are measured against the quiet
@@ -75,6 +78,10 @@ FLOOR_SPAN = 65536
 SCRATCH_ALIGN = 64
 # Quiet gaps of the preamble (half-bits 3-6 and 10-15) as [start, end) in half-bits.
 _QUIET_GAPS = ((3, 7), (10, 16))
+# Stage 2's pulse is a weighted mean computed in float32 (the matrix product): a hit is
+# dropped for its pulses' peak samples (see _peak_pulse) only when that bound is this
+# much under the noise-floor test's level, so rounding can never drop a passing start.
+BOUND_SLACK = 0.999
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class ScreenPlan:
         reach: samples needed after a start sample.
         max_scale: factor putting the loudest quiet sample on the scale of the quiet
             sum for the MAX_QUIET_SAMPLE test.
+        pulses_at: offset of each pulse's first window (the first of the three
+            samples any phase of it covers).
     """
 
     pair: int
@@ -97,6 +106,7 @@ class ScreenPlan:
     nquiet: int
     reach: int
     max_scale: np.float32
+    pulses_at: tuple[int, ...]
 
     @classmethod
     def for_timing(cls, timing: Timing) -> ScreenPlan:
@@ -120,7 +130,11 @@ class ScreenPlan:
         # qmax < MAX_QUIET_SAMPLE * second / h  <=>  qmax * scale < second * nq / (2 R).
         nq = len(samples)
         scale = np.float32(nq * float(h) / (2 * SCREEN_RATIO * MAX_QUIET_SAMPLE))
-        return cls(o[1] - o[0], o[2] - o[0], tuple(runs), nq, reach, scale)
+        # A half-bit starts in [o, o + 2) (o + frac + phase, both under 1) and is at most
+        # 1.2 samples long; at these rates frac + phase + h stays under 3.
+        if any(n * h - math.floor(n * h) + max(timing.phases) + h > 3 for n in PULSE_HALF_BITS):
+            raise ValueError("a preamble pulse can cover more than three samples")
+        return cls(o[1] - o[0], o[2] - o[0], tuple(runs), nq, reach, scale, tuple(o))
 
 
 def screen(
@@ -172,16 +186,44 @@ def screen(
         dtype=np.float32,
     )
     span_level *= to_quiet
+    # Stage 2's second-weakest pulse must beat the looser noise-floor test at some
+    # phase; the level its bound (_peak_pulse) is held to, per window, a little lower.
+    floor_level = floor * np.float32(min(FLOOR_SNR, WEAK_FLOOR_SNR) * BOUND_SLACK)
+    last = floor.size - 1
+    # The bound is at least half a window's sum, so windows over twice the level pass
+    # for sure (on the scale of the screen's pulses; a little over, for rounding).
+    near_scale = np.float32(plan.nquiet / (2 * SCREEN_RATIO) * 2 * 1.001)
     found = []
     for lo in range(0, limit, STRIP):
-        hits, pulses, qmax = _screen_strip(mag, plan, lo, min(lo + STRIP, limit), scratch)
-        hits += lo
-        own = loud_level.take(np.minimum(hits // window, floor.size - 1))
+        hits, pulses, qmax, peaks = _screen_strip(mag, plan, lo, min(lo + STRIP, limit), scratch)
+        at = hits + lo
+        window_of = np.minimum(at // window, last)
         # The noise-floor test and the loud-quiet-sample test, on the hits only.
-        keep = pulses > span_level.take(hits // FLOOR_SPAN)
-        keep &= (pulses <= own) | (qmax < pulses * quiet_ratio)
-        found.append(hits[keep])
+        keep = pulses > span_level.take(at // FLOOR_SPAN)
+        keep &= (pulses <= loud_level.take(window_of)) | (qmax < pulses * quiet_ratio)
+        keep = np.flatnonzero(keep)
+        # Stage 2's own noise-floor test, from above: a window sum overstates a pulse by
+        # up to its weaker sample (noise is flat: most of a quiet site's hits), so near
+        # the floor each hit's peak samples and own window's floor decide.
+        level = floor_level.take(window_of.take(keep))
+        near = np.flatnonzero(pulses.take(keep) <= level * near_scale)
+        if near.size:
+            bound = _peak_pulse(peaks, hits.take(keep.take(near)), plan)
+            keep = np.delete(keep, near[bound <= level.take(near)])
+        found.append(at.take(keep))
     return np.concatenate(found)
+
+
+def _peak_pulse(peaks: np.ndarray, starts: np.ndarray, plan: ScreenPlan) -> np.ndarray:
+    """Per start, at least stage 2's second-weakest pulse (mean magnitude) at any phase.
+
+    A half-bit's mean is a weighted mean of the two or three samples it covers, all of
+    them among the three from its pulse's first window on, so it is at most their
+    largest (`peaks`: the 3-sample maxima of the strip); the second-weakest of the four
+    pulses' peaks is then at least the second-weakest pulse, whichever phase.
+    """
+    a, b, c, d = (peaks.take(starts + k) for k in plan.pulses_at)
+    return _second_lowest(a, b, c, d)
 
 
 class Scratch:
@@ -210,9 +252,10 @@ def _aligned_empty(size: int, dtype: type[np.generic]) -> np.ndarray:
 
 def _screen_strip(
     mag: np.ndarray, plan: ScreenPlan, lo: int, hi: int, w: Scratch
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hits (relative to lo) of one strip's ratio tests, with their scaled pulse and
-    loudest quiet sample (on the scale of MAX_QUIET_SAMPLE's test)."""
+    loudest quiet sample (on the scale of MAX_QUIET_SAMPLE's test), and the strip's
+    3-sample maxima (valid until the next strip: they live in the Scratch)."""
     n = hi - lo
     length = n + plan.reach
     seg = mag[lo : lo + length]
@@ -262,7 +305,7 @@ def _screen_strip(
     pulses *= np.float32(plan.nquiet / (2 * SCREEN_RATIO))
     np.greater(pulses, quiet, out=w.hits[:n])
     hits = _set_indices(w.hits, n, w.word_starts)
-    return hits, pulses.take(hits), qmax.take(hits)
+    return hits, pulses.take(hits), qmax.take(hits), x3
 
 
 def _set_indices(mask: np.ndarray, n: int, word_starts: np.ndarray) -> np.ndarray:
@@ -287,18 +330,19 @@ def _set_indices(mask: np.ndarray, n: int, word_starts: np.ndarray) -> np.ndarra
 
 
 def score_matrix(timing: Timing) -> np.ndarray:
-    """Stage-2 weights: window @ matrix gives, per phase, every quantity stage 2 needs.
+    """Stage-2 weights: matrix @ window gives, per phase, every quantity stage 2 needs.
 
-    Columns, each a block of one column per phase: the 4 pulse energies (one block per
-    pulse) and the mean quiet energy (linear in the samples, so one more column). The
-    layout makes every later step a contiguous slice.
+    Rows, each a block of one row per phase: the 4 pulse energies (one block per
+    pulse) and the mean quiet energy (linear in the samples, so one more row). The
+    layout makes every later step a contiguous slice; the matrix is stored row-major
+    as the product reads it (a transposed view measured 15 % slower).
     """
     pre = timing.preamble_matrix  # (width, phases * 16), phase-major
     nph = len(timing.phases)
     per_phase = pre.reshape(pre.shape[0], nph, PREAMBLE_HALF_BITS)
     cols = [per_phase[:, :, n] for n in PULSE_HALF_BITS]
     cols.append(per_phase[:, :, list(QUIET_HALF_BITS)].mean(axis=2))
-    return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(cols, axis=1).T, dtype=np.float32)
 
 
 def phase_scores(
@@ -321,7 +365,7 @@ def phase_scores(
     much as the tests themselves.
 
     Args:
-        win: (n, >= len(matrix)) magnitudes from each candidate's start sample.
+        win: (n, >= matrix.shape[1]) magnitudes from each candidate's start sample.
         matrix: score_matrix(timing).
         floor: (n,) noise floor (mean magnitude) at each candidate.
         max_phases: when > 0, of the phases that pass only this many per candidate
@@ -334,7 +378,7 @@ def phase_scores(
         noise floors.
     """
     nph = len(timing.phases)
-    e = matrix.T @ win[:, : matrix.shape[0]].T
+    e = matrix @ win[:, : matrix.shape[1]].T
     a, b, c, d = (e[k * nph : (k + 1) * nph] for k in range(4))
     second = _second_lowest(a, b, c, d)
     h = timing.inverse_half_bit
