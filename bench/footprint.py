@@ -25,6 +25,12 @@ are comparable with each other; ratios are what to compare across invocations.
 `--baseline TREE` also runs `demod` and `run` from another checkout (e.g. `git
 worktree add /tmp/base main`), interleaved with these, for before/after in one run.
 
+Every checkout measured has its `agent` package byte-compiled first (`compileall`, into
+its own __pycache__), as pip does when install.sh installs the agent: a source tree run
+where bytecode is never written (PYTHONDONTWRITEBYTECODE, as on some CI machines)
+would otherwise compile every module at every start, about 0.1 CPU s that no
+installed agent spends.
+
 Start-up: `adsb-agent --help` and `adsb-agent check` wall time and whether numpy was
 imported (a child that runs the command and then looks at sys.modules), and the wall
 time from starting `adsb-agent demod` on the busy stream to its first frame line.
@@ -113,6 +119,11 @@ def measure(name: str, cmd: list[str], *, stdin: Path | None = None, **kw: objec
     wall = time.monotonic() - t0
     cpu = usage.ru_utime + usage.ru_stime
     return Measured(name, cpu, wall, usage.ru_maxrss / 1024, proc.returncode)
+
+
+def byte_compile(tree: Path) -> None:
+    """The checkout's agent package as pip installs it: bytecode beside the sources."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "agent")], check=True)
 
 
 def make_busy(out: Path, repeat: int) -> float:
@@ -276,6 +287,8 @@ def main() -> int:
         AGENT_TREES[" [base]"] = args.baseline.resolve()
     if not (shutil.which(DUMP1090) or Path(f"/usr/bin/{DUMP1090}").exists()):
         sys.exit(f"{DUMP1090} is not installed")
+    for tree in AGENT_TREES.values():
+        byte_compile(tree)
     tmp = Path(tempfile.mkdtemp(prefix="adsb-footprint-"))
     where = args.keep or tmp
     where.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,12 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from agent.cli import main
 from agent.config import build_config
+from agent.demod import Demodulator
 from agent.errors import EXIT_CONFIG, ConfigError, SourceError
 from agent.frame import Frame
 from agent.pipeline import Pipeline
@@ -19,6 +21,7 @@ from agent.sources import KINDS, OpenContext, SourceKind, open_source, parse_sou
 from agent.sources.kind import SourceOptions, host_port
 from agent.sources.options import Flag
 from agent.verify import FrameVerifier, SourceGate
+from bench import bursts
 from tests.conftest import shared_data
 
 MODES1_24 = "iq/modes1_2400.uc8"
@@ -173,15 +176,22 @@ def test_a_multi_bit_repair_needs_an_address_confirmed_before_it() -> None:
     gate.confirm_clean(17, address, 0, 2.0)
     gate.confirm_clean(17, address, 3, 3.0)
     gate.count_accepted([3 if df == 17 else 0 for df in range(32)])
-    frames = [Frame(DF17, t, repaired_bits=bits) for t, bits in ((1.0, 3), (2.0, 0), (3.0, 3))]
-    assert [f.accepted for f in gate.judged(frames)] == [False, True, True]
+    made = ((1.0, 3), (2.0, 0), (3.0, 3))  # the frames it made: receive time, repaired bits
+    verdicts = list(gate.verdicts(3, [address] * 3, *zip(*made, strict=True)))
+    assert verdicts == [False, True, True]
     # Judged as check() would have judged them one by one, counted once.
     assert verifier.counts == Counter(accepted_df17=2, unconfirmed_repair=1)
     # The pipeline takes the verdicts: nothing judged or counted again.
     pipeline = Pipeline(build_config({}), [])
     pipeline.verifier = verifier
-    for f in gate.judged(frames):  # judged() forgets its refusals: all accepted now
+    frames = [
+        Frame(DF17, t, repaired_bits=bits, accepted=ok)
+        for (t, bits), ok in zip(made, verdicts, strict=True)
+    ]
+    for f in frames:
         pipeline.handle(f)
+    # verdicts() forgets its refusals: given again, all accepted.
+    assert list(gate.verdicts(3, [address] * 3, *zip(*made, strict=True))) == [True] * 3
     pipeline.handle(Frame(DF17, 4.0, repaired_bits=3, accepted=False))
     assert verifier.counts == Counter(accepted_df17=2, unconfirmed_repair=1)
 
@@ -203,3 +213,22 @@ def test_the_verifier_takes_confirmations_from_several_threads() -> None:
     for t in threads:
         t.join()
     assert verifier.counts["accepted_df17"] == 3 * 20_000 + 2_000
+
+
+def test_a_demodulators_refused_repairs_come_out_refused() -> None:
+    """Weak bursts from addresses never heard clean: their multi-bit repairs leave the
+    demodulator with Frame.accepted False (and are counted once, as check() would),
+    the rest accepted; the verdicts are written as the frames are made."""
+    rng = np.random.default_rng(5)
+    clean = bursts.clean(rng, 2_400_000, 300)  # every burst its own address
+    raw = bursts.at_snr(rng, clean, 6)
+    verifier = FrameVerifier()
+    demod = Demodulator(2.4e6, verifier=SourceGate(verifier))  # type: ignore[arg-type]
+    step = 1 << 20
+    frames = [f for i in range(0, len(raw), step) for f in demod.process_raw(raw[i : i + step])]
+    frames += demod.flush()
+    refused = [f for f in frames if f.accepted is False]
+    assert refused and all(f.repaired_bits > 1 for f in refused)
+    assert all(f.accepted is True for f in frames if f.repaired_bits <= 1)
+    assert verifier.counts["unconfirmed_repair"] == len(refused)
+    assert verifier.counts["accepted_df17"] == len(frames) - len(refused)

@@ -129,13 +129,13 @@ def test_batched_confirmations_are_those_of_one_call_per_frame():
         one.confirm_clean(*frame)
     many.confirm_clean_many(batch)
     assert many.recent_addresses(5.0) == one.recent_addresses(5.0) == [0x111111, address]
-    frames = [Frame(DF17, t, repaired_bits=bits) for _df, _a, bits, t in batch[::3]]
+    judged = [(a, t, bits) for _df, a, bits, t in batch[::3]]
     one_gate, many_gate = SourceGate(FrameVerifier()), SourceGate(FrameVerifier())
     for frame in batch:
         one_gate.confirm_clean(*frame)
     many_gate.confirm_clean_many(batch)
-    verdicts = [f.accepted for f in many_gate.judged(frames)]
-    assert verdicts == [f.accepted for f in one_gate.judged(frames)] == [False, True]
+    verdicts = list(many_gate.verdicts(2, *zip(*judged, strict=True)))
+    assert verdicts == list(one_gate.verdicts(2, *zip(*judged, strict=True))) == [False, True]
     assert many_gate.verifier.recent_addresses(5.0) == one_gate.verifier.recent_addresses(5.0)
 
 

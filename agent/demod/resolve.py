@@ -262,7 +262,13 @@ class Resolver:
             counts["repaired"] += fixed
         self._busy_until = busy
         # The Frames at the end, column by column (frames_from_columns: a third of the
-        # cost of Frame(...) each).
+        # cost of Frame(...) each), with the verifier's verdicts (SourceGate.verdicts).
+        verdicts = verifier.verdicts(
+            len(won),
+            map(b.aa.__getitem__, won),
+            map(rx.__getitem__, won),
+            map(repaired.__getitem__, won),
+        )
         return frames_from_columns(
             len(won),
             msg=map(b.msg.__getitem__, won),
@@ -272,4 +278,5 @@ class Resolver:
             ticks_12mhz=map(b.ticks.__getitem__, won),
             repaired_bits=map(b.repaired.__getitem__, won),
             ticks_epoch=repeat(self.epoch),
+            accepted=verdicts,
         )

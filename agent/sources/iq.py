@@ -70,7 +70,7 @@ class IqFileSource:
             raise SourceError("block_samples must be >= 1")
         if path != "-" and not os.access(path, os.R_OK):
             raise SourceError(f"{path}: not found or not readable")
-        self.demod, self._gate = iq_demodulator(rate, name, demod, verifier, start_time)
+        self.demod = iq_demodulator(rate, name, demod, verifier, start_time)
         self.path = path
         self.name = name
         # A file waits for the pipeline instead of losing frames (agent/handoff.py).
@@ -98,19 +98,16 @@ class IqFileSource:
             if not usable:
                 continue
             self.counts["samples"] += usable // width
-            frames = self._judged(self.demod.process_raw(memoryview(data)[:usable], self.fmt))
+            frames = self.demod.process_raw(memoryview(data)[:usable], self.fmt)
             found += len(frames)
             check.feed(chunk, found)
             yield from frames
         if pending:
             self.counts["truncated_bytes"] += len(pending)
         if not stop.is_set():
-            frames = self._judged(self.demod.flush())
+            frames = self.demod.flush()
             check.finish(found + len(frames))
             yield from frames
-
-    def _judged(self, frames: list[Frame]) -> list[Frame]:
-        return frames if self._gate is None else self._gate.judged(frames)
 
     def _chunks(self, stop: threading.Event) -> Iterator[bytes]:
         if self.path == "-":

@@ -56,7 +56,7 @@ class LiveIq:
         demod: DemodOptions | None = None,
         verifier: FrameVerifier | None = None,
     ):
-        self.demod, self._gate = iq_demodulator(rate, name, demod, verifier)
+        self.demod = iq_demodulator(rate, name, demod, verifier)
         self.counts: Counter[str] = self.demod.counts
         self.rate = rate
         self.clock = clock
@@ -118,9 +118,8 @@ class LiveIq:
         return carry + frames, step
 
     def _settle(self, frames: list[Frame]) -> list[Frame]:
-        """The demodulator's frames judged (shared verifier) and in time order."""
-        if self._gate is not None:
-            frames = self._gate.judged(frames)
+        """The demodulator's frames (judged already, through the shared verifier's
+        gate) in time order."""
         out = []
         for f in frames:
             if f.rx_time < self._last_time:  # a backward re-anchor: keep time monotonic

@@ -103,12 +103,12 @@ def iq_demodulator(
     demod: DemodOptions | None = None,
     verifier: FrameVerifier | None = None,
     start_time: float = 0.0,
-) -> tuple[Demodulator, SourceGate | None]:
+) -> Demodulator:
     """An IQ source's Demodulator, judging through `verifier` (the pipeline's) when given.
 
-    With a verifier, the demodulator's frames must go through the returned gate's
-    `judged` (Frame.accepted); without, it has a private verifier and its frames are
-    judged again by whoever takes them.
+    With a verifier, the demodulator's frames carry their verdicts (Frame.accepted,
+    through a SourceGate over it); without, it has a private verifier and its frames
+    are judged again by whoever takes them.
 
     Raises:
         SourceError: an unsupported rate or repair setting.
@@ -125,6 +125,6 @@ def iq_demodulator(
             start_time=start_time,
             repair_bits=opts.repair_bits,
             retry_weak=opts.retry_weak,
-        ), gate
+        )
     except ValueError as err:
         raise SourceError(str(err)) from None
