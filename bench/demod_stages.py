@@ -8,7 +8,8 @@ modes1.bin at 2.0 MS/s, repeated to `--seconds`) and over receiver noise alone (
 quiet site costs), in blocks of IqFileSource's size, and prints CPU milliseconds per IQ
 second for each stage function. Each stage is timed with time.process_time around its
 calls (cumulative: a stage's time includes what it calls); the overhead of the timing
-itself is well under a per cent at these call counts.
+itself is well under a per cent at these call counts. Also the starts the screen passes
+and those stage 2 keeps, per IQ second.
 """
 
 from __future__ import annotations
@@ -77,25 +78,41 @@ INSIDE = (
 )
 
 
-def _timed(fn: Callable[..., Any], key: str, spent: dict[str, float]) -> Callable[..., Any]:
+# What flows out of the first stages, counted per call: starts the screen passes, and
+# those stage 2 keeps (the screen's bounds are judged by how few it passes for nothing).
+FLOW: dict[str, tuple[str, Callable[[Any], int]]] = {
+    "1. preamble.screen": ("starts screened", len),
+    "2. preamble.phase_scores": ("starts kept by stage 2", lambda out: out[0].size),
+}
+
+
+def _timed(
+    fn: Callable[..., Any], key: str, spent: dict[str, float], flow: dict[str, int]
+) -> Callable[..., Any]:
+    count = FLOW.get(key)
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         t0 = time.process_time()
         try:
-            return fn(*args, **kwargs)
+            out = fn(*args, **kwargs)
         finally:
             spent[key] += time.process_time() - t0
+        if count is not None:
+            flow[count[0]] += count[1](out)
+        return out
 
     return wrapper
 
 
-def profile(raw: bytes, rate: int) -> tuple[float, dict[str, float], int]:
-    """Total CPU s, CPU s per stage label, frames, for one pass over `raw`."""
+def profile(raw: bytes, rate: int) -> tuple[float, dict[str, float], int, dict[str, int]]:
+    """Total CPU s, CPU s per stage label, frames, FLOW counts, for one pass over `raw`."""
     spent: dict[str, float] = defaultdict(float)
+    flow: dict[str, int] = defaultdict(int)
     saved = []
     for owner, name, label in STAGES:
         fn = owner[name] if isinstance(owner, dict) else getattr(owner, name)
         saved.append((owner, name, fn))
-        _put(owner, name, _timed(fn, label, spent))
+        _put(owner, name, _timed(fn, label, spent, flow))
     try:
         demod = Demodulator(rate)
         step = 2 * BLOCK_SAMPLES
@@ -104,7 +121,7 @@ def profile(raw: bytes, rate: int) -> tuple[float, dict[str, float], int]:
         for i in range(0, len(raw), step):
             frames += len(demod.process_raw(memoryview(raw)[i : i + step]))
         frames += len(demod.flush())
-        return time.process_time() - t0, spent, frames
+        return time.process_time() - t0, spent, frames, flow
     finally:
         for owner, name, fn in saved:
             _put(owner, name, fn)
@@ -120,7 +137,7 @@ def _put(owner: Any, name: str, fn: Callable[..., Any]) -> None:
 def report(title: str, raw: bytes, rate: int) -> None:
     iq_s = len(raw) / 2 / rate
     profile(raw[: 2 * BLOCK_SAMPLES], rate)  # warm-up: caches, tables, first faults
-    total, spent, frames = profile(raw, rate)
+    total, spent, frames, flow = profile(raw, rate)
     print(f"== {title}: {iq_s:.2f} IQ s at {rate / 1e6:g} MS/s, {frames} frames ==")
     print(f"{'all (process_raw)':40} {1000 * total / iq_s:8.1f} ms per IQ s")
     for _, _, label in STAGES:
@@ -128,6 +145,8 @@ def report(title: str, raw: bytes, rate: int) -> None:
             print(f"{label:40} {1000 * spent[label] / iq_s:8.1f}")
     own = spent["stages 1-4 in all"] - sum(spent.get(k, 0.0) for k in INSIDE)
     print(f"{'stages 1-4: their own numpy work':40} {1000 * own / iq_s:8.1f}")
+    for what, n in flow.items():
+        print(f"{what:40} {n / iq_s:8.0f} per IQ s")
 
 
 def main(argv: list[str] | None = None) -> int:
