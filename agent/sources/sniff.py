@@ -37,6 +37,10 @@ _SC16_SHARE = 0.6
 _IQ_MIN_BYTES = 256
 # Printable share above which bytes are text, not samples.
 _TEXT_SHARE = 0.95
+# The byte classes counted, as bytes.translate deletion sets: counted in C (a generator
+# over 64 KiB cost about 10 ms of every recording's start-up).
+_PRINTABLE = bytes([*range(32, 127), 9, 10, 13])
+_NEAR_ZERO = bytes([*range(_SC16_NEAR_ZERO + 1), *range(256 - _SC16_NEAR_ZERO, 256)])
 
 DESCRIPTIONS = {
     "beast": "Beast (0x1a records)",
@@ -59,7 +63,7 @@ def guess_format(head: bytes) -> str | None:
     if _is_text(head) or len(head) < _IQ_MIN_BYTES:
         return None
     high = head[1::2]
-    near_zero = sum(b <= _SC16_NEAR_ZERO or b >= 256 - _SC16_NEAR_ZERO for b in high)
+    near_zero = _count(high, _NEAR_ZERO)
     return "sc16" if near_zero >= _SC16_SHARE * len(high) else "uc8"
 
 
@@ -124,5 +128,9 @@ class FormatCheck:
 
 
 def _is_text(data: bytes) -> bool:
-    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in data)
-    return printable >= _TEXT_SHARE * len(data)
+    return _count(data, _PRINTABLE) >= _TEXT_SHARE * len(data)
+
+
+def _count(data: bytes, members: bytes) -> int:
+    """How many bytes of `data` are among `members`."""
+    return len(data) - len(data.translate(None, members))
