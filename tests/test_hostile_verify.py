@@ -61,6 +61,29 @@ def test_known_addresses_answers_as_seen_recently_does() -> None:
         assert v.known_addresses(asked, now).tolist() == expected
 
 
+def test_known_addresses_answers_as_seen_recently_does_many_or_few_remembered() -> None:
+    """Both ways of answering (a copy of the remembered addresses when they are few
+    beside those asked, one lookup each when they are many) agree with seen_recently,
+    at the edges of the trust too."""
+    rng = np.random.default_rng(7)
+    v = FrameVerifier(address_ttl_s=60.0)
+    for i, a in enumerate(rng.choice(1 << 24, size=400, replace=False).tolist()):
+        v.confirm(a, float(i) / 4)  # 0-100 s
+    remembered = list(v._recent)
+    for asked_n in (10, 50, 99, 101, 2000):  # 400 remembered: lookups, then a copy
+        asked = np.concatenate(
+            (rng.choice(remembered, asked_n // 2), rng.integers(0, 1 << 24, asked_n - asked_n // 2))
+        )
+        for now in (0.0, 40.0, 60.25, 99.75, 160.0, 160.25, 500.0):
+            expected = [v.seen_recently(int(a), now) for a in asked]
+            assert v.known_addresses(asked, now).tolist() == expected
+            assert v.known_addresses(asked.tolist(), now).tolist() == expected
+    assert FrameVerifier().known_addresses(np.array([1, 2], dtype=np.int64), 0.0).tolist() == [
+        False,
+        False,
+    ]
+
+
 def test_batch_filter_takes_batch_confirmations_and_remembered_ones() -> None:
     v = FrameVerifier()
     v.check(_df17(0x4D2023))
