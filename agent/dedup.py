@@ -27,6 +27,10 @@ class DuplicateFilter:
         self._seen: dict[bytes, tuple[float, str]] = {}
         self.counts: Counter[str] = Counter()
 
+    def __len__(self) -> int:
+        """Frames remembered for comparison."""
+        return len(self._seen)
+
     def is_duplicate(self, frame: Frame) -> bool:
         seen = self._seen.get(frame.msg)
         if (

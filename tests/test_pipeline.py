@@ -50,6 +50,22 @@ def test_two_receivers_hearing_the_same_frames_count_them_once():
         validate(r)
 
 
+def test_one_configured_source_is_not_compared_with_itself():
+    """A single receiver has no other to repeat its frames: the same records come out
+    and nothing is remembered for a comparison that cannot happen."""
+    path = str(shared_data("beast/traffic_sample_dump1090.bin"))
+    out = io.StringIO()
+    cfg = build_config({"filter": {"enabled": False}, "sources": [f"file:{path}?format=beast"]})
+    one = Pipeline(cfg, [StdoutPublisher(out)])
+    default, default_out = _pipeline()
+    for f in _recording("dongle"):
+        one.handle(f)
+        default.handle(f)
+    assert len(one.dedup) == 0 and len(default.dedup) > 0
+    assert one.counts == default.counts
+    assert _records(out) == _records(default_out) != []
+
+
 def test_several_sources_run_in_reader_threads_until_all_end():
     pipeline, _ = _pipeline()
     path = str(shared_data("beast/traffic_sample_dump1090.bin"))
