@@ -81,7 +81,7 @@ class Pipeline:
         self.publishers = list(publishers)
         self.dedup = DuplicateFilter()
         # One configured source has no other to repeat its frames: nothing to remember
-        # (about half a microsecond a frame, and 3-4 MB at a busy site). Frames handed
+        # (about half a microsecond a frame, and up to 20,000 frames held). Frames handed
         # in without configured sources (replay, tests) are still compared.
         self._dedup = len(cfg.sources) != 1
         self.verifier = FrameVerifier()
