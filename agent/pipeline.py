@@ -79,11 +79,8 @@ class Pipeline:
     def __init__(self, cfg: AgentConfig, publishers: Sequence[Output], stats: Stats | None = None):
         self.cfg = cfg
         self.publishers = list(publishers)
-        self.dedup = DuplicateFilter()
-        # One configured source has no other to repeat its frames: nothing to remember
-        # (about half a microsecond a frame, and up to 20,000 frames held). Frames handed
-        # in without configured sources (replay, tests) are still compared.
-        self._dedup = len(cfg.sources) != 1
+        # Frames handed in without configured sources (replay, tests) are compared.
+        self.dedup = DuplicateFilter(sources=len(cfg.sources) or None)
         self.verifier = FrameVerifier()
         self.decoder = Decoder(cfg.site.position)
         self.repeats = RepeatedReplies()
@@ -152,7 +149,7 @@ class Pipeline:
 
     def _handle(self, frame: Frame) -> None:
         self.counts["frames"] += 1
-        if self._dedup and self.dedup.is_duplicate(frame):
+        if self.dedup.is_duplicate(frame):
             return
         accepted = frame.accepted  # judged already by an IQ source's demodulator
         if accepted is None:

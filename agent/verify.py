@@ -146,9 +146,8 @@ class FrameVerifier:
         if remembered == 0:
             return np.zeros(asked.size, dtype=bool)
         order = np.argsort(keys)
-        keys, times = keys[order], times[order]
-        at = np.minimum(np.searchsorted(keys, asked), remembered - 1)
-        return (keys[at] == asked) & (now - times[at] <= ttl)
+        at, found = _lookup(asked, keys[order])
+        return found & (now - times[order[at]] <= ttl)
 
     def confirm(self, icao: int, now: float) -> None:
         """Mark an address as seen in a clean, self-checking frame."""
@@ -439,10 +438,16 @@ def looked_up_address(df: np.ndarray, aa: np.ndarray, syn: np.ndarray) -> np.nda
 
 def _member(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """values in the sorted array keys (np.isin without sorting the keys every call)."""
+    return _lookup(values, keys)[1]
+
+
+def _lookup(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each value, an index into the sorted, non-empty array keys, and whether the
+    key there is the value."""
     import numpy as np
 
     at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
-    return keys[at] == values
+    return at, keys[at] == values
 
 
 def refuse_unknown_addresses(
