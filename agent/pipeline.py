@@ -3,8 +3,9 @@ events -> limiter -> records -> publishers.
 
 `Pipeline.handle` is the hub (dump1090's `useModesMessage`): read it top to bottom to
 see where a frame goes next. `run_sources` is the only place with threads: one reader
-thread per source when there are several (or a live clock), feeding a hand-off
-bounded in frames and bytes whose overflow is counted, never silent (agent/handoff.py).
+thread per source when there are several (or one live network or serial feed), feeding
+a hand-off bounded in frames and bytes whose overflow is counted, never silent
+(agent/handoff.py). A lone dongle or recording is demodulated in the pipeline's thread.
 
 No record leaves for an aircraft the filter cannot judge yet: a new track whose
 category is unknown (its first position often comes before its identification) is
@@ -19,7 +20,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -378,16 +379,25 @@ def run_sources(
     faster than real time, its frames' times run ahead of the clock, and a wall-clock
     tick would look like the clock stepping back (track.py moves every track's age with
     it). Recordings expire tracks by their own frame times, as `replay` does.
-    One source without a clock runs inline; otherwise each source gets a reader thread,
-    and the frames reach this thread in batches through a FrameHandoff (bounded in
-    frames and bytes: agent/handoff.py).
+
+    One source runs in this thread when it can (no clock, or it gives its frames in
+    batches that also say when it woke with nothing: an IQ source, `batches`): its
+    demodulator and the pipeline then take turns in one thread instead of contending
+    for the interpreter from two (bench/footprint.py: the threads cost up to a fifth
+    more CPU on a busy stream). Otherwise each source gets a reader thread, and the
+    frames reach this thread in batches through a FrameHandoff (bounded in frames and
+    bytes: agent/handoff.py).
     """
-    if len(sources) == 1 and clock is None:
-        for frame in sources[0].frames(stop):
-            pipeline.handle(frame)
-            if stop.is_set():
-                break
-        return
+    daemon = clock is not None  # a source that fails is logged and counted, not raised
+    if all(getattr(src, "recorded", False) for src in sources):
+        clock = None
+    if len(sources) == 1:
+        src = sources[0]
+        batches = getattr(src, "batches", None)
+        if batches is not None or clock is None:
+            given = batches(stop) if batches is not None else ([f] for f in src.frames(stop))
+            _run_inline(src, given, pipeline, stop, clock, contain=daemon)
+            return
     handoff = FrameHandoff(pipeline.counts, len(sources))
     readers = [
         threading.Thread(
@@ -400,8 +410,6 @@ def run_sources(
     ]
     for t in readers:
         t.start()
-    if all(getattr(src, "recorded", False) for src in sources):
-        clock = None
     last_tick = time.monotonic()
     handle = pipeline.handle
     while not stop.is_set():
@@ -417,6 +425,47 @@ def run_sources(
             pipeline.tick(clock())
     for t in readers:
         t.join(timeout=2.0)
+
+
+def _run_inline(
+    src: Source,
+    batches: Iterator[list[Frame]],
+    pipeline: Pipeline,
+    stop: threading.Event,
+    clock: Callable[[], float] | None,
+    *,
+    contain: bool,
+) -> None:
+    """One source's batches through the pipeline in this thread, with wall-clock ticks
+    between batches. With `contain`, a source that fails ends as it would in a reader
+    thread (logged, counted); otherwise its error reaches the caller."""
+    last_tick = time.monotonic()
+    handle = pipeline.handle
+    try:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception:
+                if not contain:
+                    raise
+                log.exception("source %s failed; it stops", src.name)
+                pipeline.counts["source_failures"] += 1
+                return
+            for frame in batch:
+                if stop.is_set():  # outputs drain on stop: no records after it
+                    return
+                handle(frame)
+            if stop.is_set():
+                return
+            if clock is not None and time.monotonic() - last_tick >= EXPIRY_INTERVAL_S:
+                last_tick = time.monotonic()
+                pipeline.tick(clock())
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # a generator left at a stop: its own cleanup (a device closed) now
 
 
 def _read_into(

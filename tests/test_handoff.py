@@ -106,7 +106,8 @@ def test_take_returns_when_a_frame_arrives_not_at_its_timeout():
 
 
 def test_a_recording_with_a_live_clock_reaches_the_pipeline_whole():
-    """`run` over a file: one source, a clock, so the frames go through the hand-off."""
+    """`run` over a file: one source and a clock, read in the pipeline's own thread
+    (a recording's time is its own) like `replay`, with the same frames and counts."""
     cfg = build_config({"filter": {"enabled": False}})
     path = str(shared_data("beast/traffic_sample_dump1090.bin"))
     inline = Pipeline(cfg, [StdoutPublisher(_Sink())])

@@ -6,7 +6,10 @@ import heapq
 import io
 import json
 import threading
+import time
 from collections import Counter
+
+import pytest
 
 from agent.config import build_config
 from agent.frame import Frame
@@ -73,6 +76,67 @@ def test_several_sources_run_in_reader_threads_until_all_end():
     run_sources(sources, pipeline, threading.Event())
     assert pipeline.counts["frames"] == 2 * 239  # far apart in time: no duplicates
     assert "frames_dropped_queue_full" not in pipeline.counts
+
+
+class _LoneIqSource:
+    """A source with batches (as the IQ sources have): the recording's frames in one
+    batch, then empty batches (awake, nothing heard) until the pipeline has asked the
+    clock, or until `fail` raises after the first batch."""
+
+    name = "lone"
+    recorded = False
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+        self.counts: Counter[str] = Counter()
+        self.threads: set[int] = set()
+        self.clock_calls: list[float] = []
+
+    def clock(self) -> float:
+        self.clock_calls.append(5000.0)
+        return 5000.0  # long after the recording's frames (1000 s on): every track is old
+
+    def batches(self, stop: threading.Event):
+        self.threads.add(threading.get_ident())
+        yield _recording(self.name)
+        if self.fail:
+            raise OSError("device gone")
+        deadline = time.monotonic() + 30.0
+        while not self.clock_calls and time.monotonic() < deadline:
+            self.threads.add(threading.get_ident())
+            stop.wait(0.05)
+            yield []
+        stop.set()  # the daemon's stop: run_sources returns
+        yield []
+
+    def frames(self, stop: threading.Event):
+        for batch in self.batches(stop):
+            yield from batch
+
+
+def test_a_lone_iq_source_runs_in_the_pipeline_thread_and_ticks_while_nothing_is_heard():
+    """One dongle: its demodulator runs in the pipeline's thread (no reader thread to
+    contend with), and empty batches still let silent tracks end by the wall clock."""
+    pipeline, out = _pipeline()
+    source = _LoneIqSource()
+    run_sources([source], pipeline, threading.Event(), clock=source.clock)
+    assert source.threads == {threading.get_ident()}
+    assert source.clock_calls  # ticked between batches with no frames
+    assert pipeline.counts["frames"] == 239
+    assert pipeline.tracker.aircraft == {}  # expired by the tick, not by finish()
+    assert pipeline.tracker.counts["tracks_expired"] == 3
+    events = [r.get("event") for r in _records(out)]
+    assert events.count("track_end") == events.count("track_start") > 0
+
+
+def test_a_lone_source_that_fails_is_counted_by_the_daemon_and_raised_to_a_command():
+    pipeline, _ = _pipeline()
+    run_sources([_LoneIqSource(fail=True)], pipeline, threading.Event(), clock=time.time)
+    assert pipeline.counts["source_failures"] == 1
+    assert pipeline.counts["frames"] == 239  # what came before the failure went through
+    replay, _ = _pipeline()
+    with pytest.raises(OSError, match="device gone"):
+        run_sources([_LoneIqSource(fail=True)], replay, threading.Event())
 
 
 def test_a_frame_that_breaks_a_stage_is_counted_and_the_feed_goes_on(caplog):

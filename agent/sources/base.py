@@ -5,6 +5,12 @@ into `Frame`s. Frames are *not* CRC-judged here: the pipeline's `FrameVerifier` 
 one gate for all sources. Bad input is counted in `counts`, never raised per frame.
 A source may set `recorded = True` (a file): the pipeline's reader then waits for room
 instead of dropping frames when the pipeline falls behind (agent/handoff.py).
+
+A source that demodulates IQ also has `batches(stop)`: the same frames, one list per
+block or buffer taken, and an empty list when it woke with nothing (at least every
+0.5 s while its input runs). When it is the only source, the pipeline iterates it in
+its own thread (pipeline.run_sources): the demodulator's numpy work and the pipeline's
+Python then take turns instead of contending for the interpreter from two threads.
 """
 
 from __future__ import annotations

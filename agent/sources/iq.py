@@ -87,6 +87,11 @@ class IqFileSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Yield verified frames in receive order until the input ends or `stop` is set."""
+        for batch in self.batches(stop):
+            yield from batch
+
+    def batches(self, stop: threading.Event) -> Iterator[list[Frame]]:
+        """The frames of each block read, in receive order (Source.batches)."""
         width = BYTES_PER_SAMPLE[self.fmt]
         pending = b""
         check = FormatCheck(self.name, self.fmt)
@@ -101,13 +106,13 @@ class IqFileSource:
             frames = self.demod.process_raw(memoryview(data)[:usable], self.fmt)
             found += len(frames)
             check.feed(chunk, found)
-            yield from frames
+            yield frames
         if pending:
             self.counts["truncated_bytes"] += len(pending)
         if not stop.is_set():
             frames = self.demod.flush()
             check.finish(found + len(frames))
-            yield from frames
+            yield frames
 
     def _chunks(self, stop: threading.Event) -> Iterator[bytes]:
         if self.path == "-":

@@ -4,7 +4,8 @@
 
 Threads: librtlsdr's asynchronous reader runs in a thread of its own (`SdrReader`) and
 calls back with a buffer it reuses, so each buffer is copied into a bounded queue; the
-thread iterating `frames()` takes buffers from the queue and demodulates them. When the
+thread iterating `batches()` (the pipeline's own, when the dongle is the only source)
+takes buffers from the queue and demodulates them. When the
 consumer falls behind, new buffers are dropped and counted (`buffers_dropped`,
 `samples_dropped`): the reader never blocks, so librtlsdr never overruns silently inside
 libusb, and the loss is visible in the counters.
@@ -220,6 +221,12 @@ class RtlSdrSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Frames from the dongle, reopening it as needed; returns only when `stop` is set."""
+        for batch in self.batches(stop):
+            yield from batch
+
+    def batches(self, stop: threading.Event) -> Iterator[list[Frame]]:
+        """The frames of each buffer taken (Source.batches): an empty batch when a buffer
+        brought none or none came for POLL_S, none while the device is being reopened."""
         reopen = Reopener(self.name, stop, log, self.counts, self.backoff)
         while not stop.is_set():
             try:
@@ -234,7 +241,7 @@ class RtlSdrSource:
             reason = yield from self._stream(sdr, stop)
             if reason is None:
                 return
-            yield from self.live.drain()
+            yield self.live.drain()
             if not reopen.lost(reason, delivered=self.counts["buffers"] > before):
                 return
 
@@ -287,8 +294,8 @@ class RtlSdrSource:
         asked = "" if self.gain_db == gain else f" (asked {float(gain):g})"
         return f"{self.gain_db:g} dB{asked}"
 
-    def _stream(self, sdr: Any, stop: threading.Event) -> Generator[Frame, None, str | None]:
-        """Frames from one open device; returns why it ended, None when `stop` was set."""
+    def _stream(self, sdr: Any, stop: threading.Event) -> Generator[list[Frame], None, str | None]:
+        """Batches from one open device; returns why it ended, None when `stop` was set."""
         session = _Session(sdr, queue.Queue(maxsize=self.queue_buffers), threading.Event())
         session.thread = threading.Thread(
             target=self._read, args=(session, stop), name="SdrReader", daemon=True
@@ -303,6 +310,7 @@ class RtlSdrSource:
                 except queue.Empty:
                     if stop.is_set():
                         return None
+                    yield []  # awake, nothing arrived: the pipeline may tick
                     if session.done.is_set():
                         reason = session.end_reason
                         return reason
@@ -315,7 +323,7 @@ class RtlSdrSource:
                 frames, step = self.live.feed(data, arrival, dropped)
                 if step is not None:
                     self._set_gain(sdr, step)
-                yield from frames
+                yield frames
                 if stop.is_set():
                     return None
         finally:
