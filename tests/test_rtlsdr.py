@@ -196,6 +196,24 @@ def test_unplug_and_replug_recovers_without_restart(
     assert times == sorted(times)
 
 
+def test_while_the_dongle_is_away_empty_batches_keep_the_pipeline_ticking(
+    dongle: fake_rtlsdr.FakeDongle,
+) -> None:
+    """The pipeline iterates a lone dongle in its own thread and ends silent tracks
+    between batches: a reopen's backoff (here 20-40 s) must not hold those up."""
+    dongle.plug(False)
+    stop = threading.Event()
+    src = RtlSdrSource(None, backoff_min=40.0, backoff_max=40.0)
+    batches = src.batches(stop)
+    t0 = time.monotonic()
+    heard = [next(batches) for _ in range(4)]
+    assert heard == [[], [], [], []]
+    assert time.monotonic() - t0 < 10.0  # every POLL_S, not after the backoff
+    assert src.counts["open_failed"] == 1  # still waiting out the first backoff
+    stop.set()
+    assert list(batches) == []  # and a stop ends the wait at once
+
+
 def test_slow_consumer_drops_are_counted(dongle: fake_rtlsdr.FakeDongle) -> None:
     dongle.set_speed(10)  # 24 MS/s: more than the demodulator and this consumer keep up with
     buf = 65536

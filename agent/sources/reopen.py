@@ -76,6 +76,8 @@ class Reopener:
         self._failures = 0
         self._down_since: float | None = None
         self._rng = random.Random()
+        # The wait the last open_failed/lost chose (seconds).
+        self.pause_s = 0.0
 
     def opened(self, detail: str) -> None:
         """The input is open: log it (as a recovery when it was down)."""
@@ -87,25 +89,36 @@ class Reopener:
         else:
             self.log.info(self.words.up.format(name=self.name, detail=detail))
 
-    def open_failed(self, reason: str) -> bool:
-        """An open failed: log on the first failure only, wait; False when `stop` was set."""
+    def open_failed(self, reason: str, *, wait: bool = True) -> bool:
+        """An open failed: log on the first failure only, wait; False when `stop` was set.
+
+        With `wait` false the caller waits `pause_s` itself (a source that keeps giving
+        the pipeline empty batches meanwhile: rtlsdr.RtlSdrSource.batches).
+        """
         self.counts[self.words.failures] += 1
         self._failures += 1
         self._down(f"{self.words.cannot}: {reason}")
-        return not self.stop.wait(self._backoff())
+        return self._pause(wait)
 
-    def lost(self, reason: str, *, delivered: bool) -> bool:
+    def lost(self, reason: str, *, delivered: bool, wait: bool = True) -> bool:
         """An open device went away; wait before reopening. False when `stop` was set.
 
         Args:
             reason: why, for the log.
             delivered: the session produced data, so the backoff starts over (a device
                 that worked is likely to be back soon: a replug, not a dead dongle).
+            wait: as for open_failed.
         """
         self.counts[self.words.losses] += 1
         self._failures = 1 if delivered else self._failures + 1
         self._down(f"{self.words.lost}: {reason}")
-        return not self.stop.wait(self._backoff())
+        return self._pause(wait)
+
+    def _pause(self, wait: bool) -> bool:
+        self.pause_s = self._backoff()
+        if wait:
+            return not self.stop.wait(self.pause_s)
+        return not self.stop.is_set()
 
     def _down(self, what: str) -> None:
         if self._down_since is not None:

@@ -226,13 +226,15 @@ class RtlSdrSource:
 
     def batches(self, stop: threading.Event) -> Iterator[list[Frame]]:
         """The frames of each buffer taken (Source.batches): an empty batch when a buffer
-        brought none or none came for POLL_S, none while the device is being reopened."""
+        brought none, and every POLL_S while none comes or the device is reopened."""
         reopen = Reopener(self.name, stop, log, self.counts, self.backoff)
         while not stop.is_set():
             try:
                 sdr, detail = self._open()
             except OSError as err:
-                if not reopen.open_failed(_describe(err)):
+                if not reopen.open_failed(_describe(err), wait=False):
+                    return
+                if not (yield from _pause(reopen.pause_s, stop)):
                     return
                 continue
             reopen.opened(detail)
@@ -242,7 +244,9 @@ class RtlSdrSource:
             if reason is None:
                 return
             yield self.live.drain()
-            if not reopen.lost(reason, delivered=self.counts["buffers"] > before):
+            if not reopen.lost(reason, delivered=self.counts["buffers"] > before, wait=False):
+                return
+            if not (yield from _pause(reopen.pause_s, stop)):
                 return
 
     def _open(self) -> tuple[Any, str]:
@@ -385,6 +389,18 @@ class RtlSdrSource:
             log.debug("%s: close: %s", self.name, _describe(err))
         if stopping:
             log.info("%s: closed", self.name)
+
+
+def _pause(seconds: float, stop: threading.Event) -> Generator[list[Frame], None, bool]:
+    """Wait `seconds` (a reopen's backoff) giving an empty batch every POLL_S, so that
+    the pipeline iterating the source still ends silent tracks while the dongle is away.
+    False when `stop` was set."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if stop.wait(min(left, POLL_S)):
+            return False
+        yield []
+    return not stop.is_set()
 
 
 def _cancel(sdr: Any) -> None:
