@@ -5,10 +5,10 @@
 Threads: librtlsdr's asynchronous reader runs in a thread of its own (`SdrReader`) and
 calls back with a buffer it reuses, so each buffer is copied into a bounded queue; the
 thread iterating `batches()` (the pipeline's own, when the dongle is the only source)
-takes buffers from the queue and demodulates them. When the
-consumer falls behind, new buffers are dropped and counted (`buffers_dropped`,
-`samples_dropped`): the reader never blocks, so librtlsdr never overruns silently inside
-libusb, and the loss is visible in the counters.
+takes buffers from the queue and demodulates them. When the consumer falls behind, new
+buffers are dropped and counted (`buffers_dropped`, `samples_dropped`): the reader
+never blocks, so librtlsdr never overruns silently inside libusb, and the loss is
+visible in the counters.
 
 Unplugging: the async reader simply returns (librtlsdr sees its USB transfers fail and
 stops), sync calls raise LibUSBError (an OSError). Either way the device is closed and
