@@ -16,6 +16,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from itertools import chain
 from typing import BinaryIO
 
 from agent.demod import DemodOptions
@@ -87,8 +88,7 @@ class IqFileSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Yield verified frames in receive order until the input ends or `stop` is set."""
-        for batch in self.batches(stop):
-            yield from batch
+        return chain.from_iterable(self.batches(stop))
 
     def batches(self, stop: threading.Event) -> Iterator[list[Frame]]:
         """The frames of each block read, in receive order (Source.batches)."""

@@ -42,6 +42,7 @@ import time
 import types
 from collections import Counter
 from collections.abc import Generator, Iterator
+from itertools import chain
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
@@ -221,8 +222,7 @@ class RtlSdrSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """Frames from the dongle, reopening it as needed; returns only when `stop` is set."""
-        for batch in self.batches(stop):
-            yield from batch
+        return chain.from_iterable(self.batches(stop))
 
     def batches(self, stop: threading.Event) -> Iterator[list[Frame]]:
         """The frames of each buffer taken (Source.batches): an empty batch when a buffer
