@@ -135,17 +135,19 @@ def _c_strips(lib: ctypes.CDLL, mag: np.ndarray, plan: preamble.ScreenPlan, n: i
     scratch = (x3, c3, m2)  # referenced by the closures: alive while they are
     geometry = [plan.pair, plan.shift, q0, q1, q2, float(plan.max_scale), k]
 
-    def two_pass(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def args(lo: int, hit: np.ndarray) -> list[int | float]:
+        """Both kernels' arguments for the strip at `lo`, hits written to `hit`."""
         seg = mag[lo : lo + size]
-        args = [seg.ctypes.data, n, seg.size - 2, *geometry, *(a.ctypes.data for a in scratch)]
-        lib.two_pass(*args, hit8.ctypes.data, p_out.ctypes.data, q_out.ctypes.data)
+        work = [a.ctypes.data for a in (*scratch, hit, p_out, q_out)]
+        return [seg.ctypes.data, n, seg.size - 2, *geometry, *work]
+
+    def two_pass(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lib.two_pass(*args(lo, hit8))
         hits = np.flatnonzero(hit8)
         return hits, p_out.take(hits), q_out.take(hits)
 
     def early_exit(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        seg = mag[lo : lo + size]
-        args = [seg.ctypes.data, n, seg.size - 2, *geometry, *(a.ctypes.data for a in scratch)]
-        nh = lib.early_exit(*args, hit64.ctypes.data, p_out.ctypes.data, q_out.ctypes.data)
+        nh = lib.early_exit(*args(lo, hit64))
         return hit64[:nh].copy(), p_out[:nh].copy(), q_out[:nh].copy()
 
     return two_pass, early_exit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import io
+import itertools
 import json
 import threading
 import time
@@ -110,8 +111,7 @@ class _LoneIqSource:
         yield []
 
     def frames(self, stop: threading.Event):
-        for batch in self.batches(stop):
-            yield from batch
+        return itertools.chain.from_iterable(self.batches(stop))
 
 
 def test_a_lone_iq_source_runs_in_the_pipeline_thread_and_ticks_while_nothing_is_heard():
